@@ -1,0 +1,41 @@
+"""The ``bedside`` command. Packages contribute sub-commands through the
+``bedside.commands`` entry-point group, so this root imports none of them."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from importlib.metadata import entry_points  # noqa: E402
+
+import typer  # noqa: E402
+
+app = typer.Typer(
+    name="bedside",
+    help="Clinical NLP on one shared compact encoder: train adapters, manage them, serve them.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # never print request data or weights in tracebacks
+)
+
+
+def _register(root: typer.Typer) -> None:
+    for ep in sorted(entry_points(group="bedside.commands"), key=lambda e: e.name):
+        target = ep.load()
+        if isinstance(target, typer.Typer):
+            root.add_typer(target, name=ep.name)
+        else:
+            root.command(ep.name)(target)
+
+
+def main() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    _register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Tokenisation for every task kind: the one path training and serving share.
+
+An :class:`Encoder` turns an example (or a raw request) into an :class:`EncodedRow`
+of token ids plus what its head needs: nothing for sequence tasks, the first
+sub-token of each word for token tasks, and the positions of the two entity
+markers for pair tasks.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from .examples import Example, PairExample, Span, TextExample, TokenExample
+from .tasks import TaskKind, TaskSpec
+
+IGNORE_INDEX = -100  # positions without a label (sub-tokens, specials, padding)
+
+# Pair tasks: entity markers inserted around the two arguments. Plain characters
+# that every BERT vocabulary has, so the shared base needs no new embeddings.
+HEAD_MARKERS = ("<", ">")
+TAIL_MARKERS = ("[", "]")
+
+_WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]", re.UNICODE)
+
+
+def split_words(text: str) -> list[tuple[str, Span]]:
+    """Split raw text into words and punctuation with character spans (i2b2-like)."""
+    return [(m.group(), Span(m.start(), m.end())) for m in _WORD.finditer(text)]
+
+
+class TooLongError(ValueError):
+    """The input has more tokens than the task allows and truncation is off."""
+
+    def __init__(self, n_tokens: int, max_length: int) -> None:
+        super().__init__(f"input has {n_tokens} tokens; the limit is {max_length}")
+        self.n_tokens = n_tokens
+        self.max_length = max_length
+
+
+@dataclass
+class EncodedRow:
+    """One model input row and the metadata its head needs."""
+
+    input_ids: list[int]
+    kind: TaskKind
+    label: int | list[int] | None = None  # sequence/pair: class id; token: per position
+    word_starts: list[int] | None = None  # token: position of each kept word's first piece
+    n_words: int = 0  # token: words in the input (kept or not)
+    markers: tuple[int, int] | None = None  # pair: positions of the head and tail markers
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class Encoder:
+    """Tokenises examples of one task for one tokenizer and length limit."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        task: TaskSpec,
+        max_length: int = 128,
+        truncate: bool = True,
+    ) -> None:
+        if max_length < 8:
+            raise ValueError("max_length must be at least 8")
+        self.tokenizer = tokenizer
+        self.task = task
+        self.max_length = max_length
+        self.truncate = truncate
+
+    # -- public -------------------------------------------------------------
+    def encode(self, example: Example) -> EncodedRow:
+        kind = self.task.kind
+        if kind is TaskKind.sequence and isinstance(example, TextExample):
+            return self.encode_text(example.text, example.label)
+        if kind is TaskKind.token and isinstance(example, TokenExample):
+            return self.encode_words(example.words, example.tags)
+        if kind is TaskKind.pair and isinstance(example, PairExample):
+            return self.encode_pair(example.text, example.head, example.tail, example.label)
+        raise TypeError(f"task {self.task.name!r} ({kind.value}) cannot encode {type(example).__name__}")
+
+    def encode_text(self, text: str, label: str | None = None) -> EncodedRow:
+        ids = self._ids(text)
+        ids, truncated = self._fit(ids)
+        return EncodedRow(
+            input_ids=ids,
+            kind=TaskKind.sequence,
+            label=None if label is None else self.task.label_id(label),
+            truncated=truncated,
+        )
+
+    def encode_words(self, words: list[str], tags: list[str] | None = None) -> EncodedRow:
+        if not words:
+            raise ValueError("a token-task input needs at least one word")
+        enc = self.tokenizer(words, is_split_into_words=True, add_special_tokens=True)
+        ids, word_ids = list(enc["input_ids"]), enc.word_ids()
+        truncated = len(ids) > self.max_length
+        if truncated:
+            self._check_truncation(len(ids))
+            ids = ids[: self.max_length - 1] + [ids[-1]]
+            word_ids = word_ids[: self.max_length - 1] + [None]
+        starts, seen = [], set()
+        for pos, word in enumerate(word_ids):
+            if word is not None and word not in seen:
+                seen.add(word)
+                starts.append(pos)
+        labels = None
+        if tags is not None:
+            labels = [IGNORE_INDEX] * len(ids)
+            for word_index, pos in enumerate(starts):
+                labels[pos] = self.task.label_id(tags[word_index])
+        return EncodedRow(
+            input_ids=ids,
+            kind=TaskKind.token,
+            label=labels,
+            word_starts=starts,
+            n_words=len(words),
+            truncated=truncated,
+        )
+
+    def encode_pair(self, text: str, head: Span, tail: Span, label: str | None = None) -> EncodedRow:
+        marked, head_at, tail_at = mark_entities(text, head, tail)
+        enc = self.tokenizer(marked, return_offsets_mapping=True, add_special_tokens=True)
+        ids = list(enc["input_ids"])
+        starts = {start: pos for pos, (start, end) in enumerate(enc["offset_mapping"]) if end > start}
+        try:
+            markers = (starts[head_at], starts[tail_at])
+        except KeyError:
+            raise ValueError("entity markers were not kept as tokens by this tokenizer") from None
+        ids, markers, truncated = self._window(ids, markers)
+        return EncodedRow(
+            input_ids=ids,
+            kind=TaskKind.pair,
+            label=None if label is None else self.task.label_id(label),
+            markers=markers,
+            truncated=truncated,
+        )
+
+    # -- helpers ------------------------------------------------------------
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def _check_truncation(self, n_tokens: int) -> None:
+        if not self.truncate:
+            raise TooLongError(n_tokens, self.max_length)
+
+    def _fit(self, ids: list[int]) -> tuple[list[int], bool]:
+        if len(ids) <= self.max_length:
+            return ids, False
+        self._check_truncation(len(ids))
+        return ids[: self.max_length - 1] + [ids[-1]], True
+
+    def _window(self, ids: list[int], markers: tuple[int, int]) -> tuple[list[int], tuple[int, int], bool]:
+        """Cut a long pair input to a window that keeps both markers when it can."""
+        if len(ids) <= self.max_length:
+            return ids, markers, False
+        self._check_truncation(len(ids))
+        cls, body, sep = ids[0], ids[1:-1], ids[-1]
+        room = self.max_length - 2
+        lo_marker, hi_marker = min(markers) - 1, max(markers) - 1  # positions in body
+        start = max(0, min(lo_marker, hi_marker - room + 1, len(body) - room))
+        window = body[start : start + room]
+        moved = tuple(min(max(m - 1 - start, 0), room - 1) + 1 for m in markers)
+        return [cls, *window, sep], (moved[0], moved[1]), True
+
+
+def mark_entities(text: str, head: Span, tail: Span) -> tuple[str, int, int]:
+    """Insert markers around head and tail; return the text and each opening marker's offset."""
+    if head.end > len(text) or tail.end > len(text):
+        raise ValueError("entity span outside the text")
+    if not (head.end <= tail.start or tail.end <= head.start):
+        raise ValueError("head and tail entities overlap")
+    inserts = sorted(
+        [(head.start, HEAD_MARKERS[0] + " ", "head"), (head.end, " " + HEAD_MARKERS[1], None),
+         (tail.start, TAIL_MARKERS[0] + " ", "tail"), (tail.end, " " + TAIL_MARKERS[1], None)],
+        key=lambda item: (item[0], item[2] is not None),  # a closing marker before an opening one
+    )
+    pieces, offsets, cursor, length = [], {}, 0, 0
+    for at, marker, role in inserts:
+        pieces.append(text[cursor:at])
+        length += at - cursor
+        if role is not None:
+            offsets[role] = length
+        pieces.append(marker)
+        length += len(marker)
+        cursor = at
+    pieces.append(text[cursor:])
+    return "".join(pieces), offsets["head"], offsets["tail"]

@@ -1,0 +1,168 @@
+"""One shared encoder, many named adapters, one forward per mixed batch.
+
+Rows in a batch may belong to different adapters and task kinds. The encoder
+runs once with PEFT's per-row ``adapter_names``; each row's hidden states then
+go to its own head. Training uses the same class with one adapter in train
+mode, so what is trained is exactly what is served.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+from peft import PeftConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from torch import nn
+
+from .backbones import Backbone
+from .encoding import EncodedRow, Encoder
+from .heads import Head
+from .tasks import TaskSpec
+
+BASE = "__base__"  # PEFT's name for "no adapter" rows
+
+
+@dataclass
+class Slot:
+    """A resident adapter: its task, head, tokenisation and PEFT name (if any)."""
+
+    name: str
+    task: TaskSpec
+    head: Head
+    encoder: Encoder
+    peft_name: str | None  # None: a head on the bare base
+    head_key: str  # key in MultiAdapterModel.heads
+
+
+class MultiAdapterModel(nn.Module):
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.encoder_model: nn.Module = backbone.encoder  # becomes a PeftModel on first LoRA
+        self.heads = nn.ModuleDict()
+        self.slots: dict[str, Slot] = {}
+        self._peft_ids = itertools.count()
+        self._head_ids = itertools.count()
+
+    # -- adapters -------------------------------------------------------------
+    @property
+    def peft(self) -> PeftModel | None:
+        return self.encoder_model if isinstance(self.encoder_model, PeftModel) else None
+
+    def add_adapter(
+        self,
+        name: str,
+        task: TaskSpec,
+        head: Head,
+        peft_config: PeftConfig | None = None,
+        peft_state: dict[str, torch.Tensor] | None = None,
+        max_length: int = 128,
+    ) -> Slot:
+        """Make ``name`` servable. PEFT weights are fresh unless ``peft_state`` is given."""
+        if name in self.slots:
+            raise KeyError(f"adapter {name!r} is already loaded")
+        if head.num_labels != task.num_labels:
+            raise ValueError(f"head has {head.num_labels} outputs but task {task.name!r} has {task.num_labels} labels")
+        # PEFT module keys cannot hold arbitrary text: use an internal id.
+        peft_name = None
+        if peft_config is not None:
+            peft_name = f"adapter{next(self._peft_ids)}"
+            if self.peft is None:
+                self.encoder_model = get_peft_model(self.backbone.encoder, peft_config, adapter_name=peft_name)
+            else:
+                self.peft.add_adapter(peft_name, peft_config)
+            if peft_state is not None:
+                result = set_peft_model_state_dict(self.peft, peft_state, adapter_name=peft_name)
+                missing = [k for k in result.missing_keys if f".{peft_name}." in k or k.endswith(f".{peft_name}")]
+                # Prompt learning loads its embedding outside the reported result.
+                if not peft_config.is_prompt_learning and (result.unexpected_keys or missing):
+                    self._drop_peft(peft_name)
+                    raise ValueError(
+                        f"adapter weights do not fit the base: {len(missing)} missing, "
+                        f"{len(result.unexpected_keys)} unexpected tensors"
+                    )
+        head.to(self.device)
+        if self.peft is not None:
+            self.peft.to(self.device)
+        head_key = f"head{next(self._head_ids)}"  # module keys cannot hold arbitrary names
+        self.heads[head_key] = head
+        encoder = Encoder(self.backbone.tokenizer, task, max_length=max_length)
+        slot = Slot(name=name, task=task, head=head, encoder=encoder, peft_name=peft_name, head_key=head_key)
+        self.slots[name] = slot
+        return slot
+
+    def remove_adapter(self, name: str) -> None:
+        slot = self.slots.pop(name)
+        del self.heads[slot.head_key]
+        if slot.peft_name is not None:
+            self._drop_peft(slot.peft_name)
+
+    def _drop_peft(self, peft_name: str) -> None:
+        peft = self.peft
+        if len(peft.peft_config) == 1:
+            # Last adapter: back to the bare encoder (prompt learning only wraps it).
+            prompt = peft.peft_config[peft_name].is_prompt_learning
+            self.encoder_model = self.backbone.encoder if prompt else peft.unload()
+        else:
+            peft.delete_adapter(peft_name)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.encoder.parameters()).device
+
+    # -- forward ----------------------------------------------------------------
+    def pad(self, rows: list[EncodedRow]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(row) for row in rows)
+        pad_id = self.backbone.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row.input_ids)
+            mask[i, : len(row)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def hidden_states(self, rows: list[EncodedRow], names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the shared encoder once; each row through its own adapter."""
+        ids, mask = self.pad(rows)
+        peft_names = [self.slots[n].peft_name or BASE for n in names]
+        if self.peft is None:
+            out = self.encoder_model(input_ids=ids, attention_mask=mask)
+        elif self.training:
+            # Training: one adapter, PEFT's own active-adapter path (mixed batches are eval-only).
+            active = set(peft_names)
+            if len(active) != 1 or BASE in active:
+                raise ValueError("training batches must hold rows of exactly one PEFT adapter")
+            self.peft.set_adapter(peft_names[0])
+            out = self.encoder_model(input_ids=ids, attention_mask=mask)
+        else:
+            out = self.encoder_model(input_ids=ids, attention_mask=mask, adapter_names=peft_names)
+        hidden = out.last_hidden_state
+        # Prompt tuning prepends virtual tokens: keep the positions of the real ones.
+        return hidden[:, hidden.size(1) - ids.size(1):], mask
+
+    def forward(self, rows: list[EncodedRow], names: list[str]) -> list[torch.Tensor]:
+        """Per-row logits ([L], or [words, L] for token tasks) in input order."""
+        if len(rows) != len(names):
+            raise ValueError("one adapter name per row")
+        hidden, mask = self.hidden_states(rows, names)
+        outputs: list[torch.Tensor | None] = [None] * len(rows)
+        for name, index in _groups(names).items():
+            head = self.slots[name].head
+            group = [rows[i] for i in index]
+            packed = head(hidden[index], mask[index], group)
+            for i, logits in zip(index, head.row_logits(packed, group)):
+                outputs[i] = logits
+        return outputs
+
+    def loss(self, rows: list[EncodedRow], name: str) -> torch.Tensor:
+        """Training loss for a batch of one adapter's labelled rows."""
+        hidden, mask = self.hidden_states(rows, [name] * len(rows))
+        head = self.slots[name].head
+        return head.loss(head(hidden, mask, rows), rows)
+
+
+def _groups(names: list[str]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
+    return groups

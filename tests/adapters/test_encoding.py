@@ -1,0 +1,61 @@
+import pytest
+
+from adapters.encoding import IGNORE_INDEX, Encoder, TooLongError, mark_entities, split_words
+from adapters.examples import PairExample, Span, TextExample, TokenExample
+from adapters.tasks import PRESETS
+
+
+def test_split_words_keeps_character_offsets():
+    text = "BP 90/60, denies chest-pain."
+    words = split_words(text)
+    assert [w for w, _ in words] == ["BP", "90", "/", "60", ",", "denies", "chest-pain", "."]
+    assert all(text[s.start:s.end] == w for w, s in words)
+
+
+def test_mark_entities_in_either_order():
+    text = "edema improved with lasix"
+    marked, head_at, tail_at = mark_entities(text, Span(20, 25), Span(0, 5))
+    assert marked == "[ edema ] improved with < lasix >"
+    assert marked[head_at] == "<" and marked[tail_at] == "["
+    with pytest.raises(ValueError, match="overlap"):
+        mark_entities(text, Span(0, 5), Span(3, 8))
+
+
+def test_token_labels_sit_on_first_sub_tokens(tiny):
+    enc = Encoder(tiny.tokenizer, PRESETS["ner"], max_length=64)
+    row = enc.encode(TokenExample(["hypokalemia", "treated"], ["B-problem", "O"]))
+    assert len(row.word_starts) == 2 and row.word_starts[0] == 1
+    labelled = [i for i, label in enumerate(row.label) if label != IGNORE_INDEX]
+    assert labelled == row.word_starts
+
+
+def test_pair_markers_point_at_marker_tokens(tiny):
+    enc = Encoder(tiny.tokenizer, PRESETS["relations"], max_length=64)
+    row = enc.encode(PairExample("lasix was given for edema", Span(0, 5), Span(20, 25), "TrAP"))
+    tokens = tiny.tokenizer.convert_ids_to_tokens(row.input_ids)
+    assert tokens[row.markers[0]] == "<" and tokens[row.markers[1]] == "["
+    assert row.label == PRESETS["relations"].label_id("TrAP")
+
+
+def test_long_pair_keeps_both_markers_in_the_window(tiny):
+    enc = Encoder(tiny.tokenizer, PRESETS["relations"], max_length=24)
+    text = "filler " * 30 + "lasix was given for edema" + " filler" * 30
+    start = text.index("lasix")
+    row = enc.encode_pair(text, Span(start, start + 5), Span(start + 20, start + 25))
+    tokens = tiny.tokenizer.convert_ids_to_tokens(row.input_ids)
+    assert row.truncated and len(row) == 24
+    assert tokens[row.markers[0]] == "<" and tokens[row.markers[1]] == "["
+
+
+def test_too_long_is_an_error_unless_truncation_is_on(tiny):
+    text = "fever " * 100
+    strict = Encoder(tiny.tokenizer, PRESETS["mortality"], max_length=16, truncate=False)
+    with pytest.raises(TooLongError, match="limit is 16"):
+        strict.encode(TextExample(text))
+    row = Encoder(tiny.tokenizer, PRESETS["mortality"], max_length=16).encode(TextExample(text, "died"))
+    assert row.truncated and len(row) == 16 and row.label == 1
+
+
+def test_wrong_example_kind_is_refused(tiny):
+    with pytest.raises(TypeError, match="cannot encode"):
+        Encoder(tiny.tokenizer, PRESETS["ner"]).encode(TextExample("text"))

@@ -1,0 +1,245 @@
+"""Fine-tune one adapter the paper's way and write the artifact.
+
+AdamW (weight decay 0.01, none on biases and LayerNorm), linear schedule with
+6 % warm-up, evaluation every epoch, the best epoch kept by the task's primary
+validation metric, the test split scored once at the end. Every run records
+what it cost: parameters, wall time, time to best, peak memory, throughput.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import random
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from adapters.artifact import BaseRef, HeadRef, Manifest, Method, save_artifact
+from adapters.backbones import Backbone, load_backbone
+from adapters.examples import Example
+from adapters.heads import build_head
+from adapters.multi import MultiAdapterModel
+from adapters.tasks import TaskSpec
+from peft import get_peft_model_state_dict
+
+from .evaluation import EvalResult, evaluate, smoke_examples
+from .loaders.sampling import few_shot
+from .methods import peft_config, servable
+from .metrics import primary_metric
+from .settings import TrainSettings
+
+SLOT = "train"
+
+
+@dataclass
+class TrainResult:
+    artifact: Path
+    metrics: dict
+    cost: dict
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def data_hash(examples: list[Example]) -> str:
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(repr(sorted(vars(e).items())).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def build(backbone: Backbone, task: TaskSpec, settings: TrainSettings) -> MultiAdapterModel:
+    """The served composition with one fresh adapter, set up for training."""
+    model = MultiAdapterModel(backbone)
+    head = build_head(task.kind, backbone.hidden_size, task.num_labels, settings.head_dropout)
+    model.add_adapter(SLOT, task, head, peft_config=peft_config(settings), max_length=settings.max_length)
+    if settings.method is Method.full:
+        backbone.encoder.requires_grad_(True)
+    return model
+
+
+def optimizer_for(model: MultiAdapterModel, settings: TrainSettings) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=settings.learning_rate())
+
+
+def trainable_state(model: MultiAdapterModel) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def train(
+    task: TaskSpec,
+    splits: dict[str, list[Example]],
+    settings: TrainSettings,
+    out_dir: str | Path,
+    backbone: Backbone | str | None = None,
+    name: str | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    out = Path(out_dir)
+    for split in ("train", "val", "test"):
+        if not splits.get(split):
+            raise ValueError(f"the {split!r} split is empty")
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    if settings.precision != "fp32" and device.type != "cuda":
+        raise ValueError(f"--precision {settings.precision} needs a CUDA device; use fp32 on CPU")
+    backbone = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, device="cpu")
+    train_examples = splits["train"]
+    if settings.few_shot:
+        train_examples = few_shot(train_examples, settings.few_shot, seed=settings.seed)
+    model = build(backbone, task, settings).to(device)
+    encoder = model.slots[SLOT].encoder
+    rows = [encoder.encode(e) for e in train_examples]
+    val_rows = [encoder.encode(e) for e in splits["val"]]
+    metric = primary_metric(task)
+
+    steps_per_epoch = -(-len(rows) // settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    optimizer = optimizer_for(model, settings)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
+    autocast = _autocast(device, settings.precision)
+    scaler = torch.amp.GradScaler("cuda", enabled=settings.precision == "fp16")
+    generator = torch.Generator().manual_seed(settings.seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "log.csv"
+    best, best_score, best_epoch, time_to_best = None, float("-inf"), 0, 0.0
+    start = time.perf_counter()
+    stopped_by_budget = False
+    history = []
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        order = torch.randperm(len(rows), generator=generator).tolist()
+        bar = tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch}/{settings.epochs}",
+                   disable=not progress, leave=False, unit="batch")
+        losses = []
+        for i in bar:
+            batch = [rows[j] for j in order[i : i + settings.batch_size]]
+            with autocast:
+                loss = model.loss(batch, SLOT)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if settings.time_budget and time.perf_counter() - start > settings.time_budget:
+                stopped_by_budget = True
+                break
+        val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, rows=val_rows)
+        score = val.metrics.get(metric, float("-inf"))
+        elapsed = time.perf_counter() - start
+        history.append({"epoch": epoch, "train_loss": sum(losses) / max(len(losses), 1),
+                        f"val_{metric}": score, "elapsed_s": round(elapsed, 3)})
+        _write_log(log_path, history)
+        if progress:
+            tqdm.write(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f}  val {metric} {score:.4f}")
+        if score > best_score:
+            best, best_score, best_epoch, time_to_best = trainable_state(model), score, epoch, elapsed
+        if stopped_by_budget:
+            break
+    train_seconds = time.perf_counter() - start
+    if best is not None:
+        model.load_state_dict(best, strict=False)
+    model.eval()
+    test = evaluate(model, SLOT, splits["test"], settings.eval_batch_size)
+
+    cost = {
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": round(train_seconds, 3),
+        "time_to_best_s": round(time_to_best, 3),
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "stopped_by_time_budget": stopped_by_budget,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
+        "eval_examples_per_s": round(test.throughput, 2),
+        "train_examples": len(rows),
+        "device": str(device),
+    }
+    metrics = {f"test_{k}": v for k, v in test.metrics.items()}
+    metrics.update({f"val_{metric}": best_score if best is not None else None})
+    artifact = _save(out, model, task, settings, backbone, test, cost, train_examples, splits["test"], name)
+    (out / "metrics.json").write_text(json.dumps({"metrics": metrics, "cost": cost,
+                                                  "settings": json.loads(settings.model_dump_json())},
+                                                 indent=2) + "\n")
+    return TrainResult(artifact=artifact, metrics=metrics, cost=cost)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _save(out, model, task, settings, backbone, test: EvalResult, cost, train_examples, test_examples, name):
+    ok, reason = servable(settings.method)
+    slot = model.slots[SLOT]
+    manifest = Manifest(
+        name=name or f"{task.name}-{settings.method.value}",
+        task=task,
+        base=BaseRef(name=backbone.name, fingerprint=backbone.fingerprint, hidden_size=backbone.hidden_size),
+        method=settings.method,
+        head=HeadRef(kind=task.kind, num_labels=task.num_labels, dropout=settings.head_dropout),
+        max_length=settings.max_length,
+        servable=ok,
+        not_servable_reason=reason,
+        metrics={k: v for k, v in test.metrics.items()},
+        trainable_params=cost["trainable_params"],
+        total_params=cost["total_params"],
+        training={**json.loads(settings.model_dump_json()), "cost": cost},
+        data_hash=data_hash(train_examples),
+    )
+    head_state = {k: v.detach().cpu() for k, v in slot.head.state_dict().items()}
+    peft_cfg = peft_state = encoder_state = None
+    if slot.peft_name is not None:
+        peft_cfg = model.peft.peft_config[slot.peft_name]
+        peft_state = {k: v.detach().cpu() for k, v in
+                      get_peft_model_state_dict(model.peft, adapter_name=slot.peft_name).items()}
+    if settings.method is Method.full:
+        encoder_state = {k: v.detach().cpu() for k, v in backbone.encoder.state_dict().items()}
+    examples = smoke_examples(model, SLOT, test_examples)
+    # The manifest records the base the adapter was trained on: for full fine-tuning
+    # that is the original base, not the tuned copy saved beside it.
+    return save_artifact(out, manifest, head_state, peft_cfg, peft_state, encoder_state, examples)

@@ -155,7 +155,10 @@ def save_artifact(
     _write_json(out / MANIFEST, json.loads(manifest.model_dump_json()))
     save_file(_contiguous(head_state), out / HEAD_WEIGHTS)
     if peft_config is not None:
-        _write_json(out / PEFT_CONFIG, peft_config_dict(peft_config))
+        config = peft_config_dict(peft_config)
+        # Name the base by its bedside spec, not the local folder PEFT saw it loaded from.
+        config["base_model_name_or_path"] = manifest.base.name
+        _write_json(out / PEFT_CONFIG, config)
         save_file(_contiguous(peft_state or {}), out / PEFT_WEIGHTS)
     if encoder_state is not None:
         save_file(_contiguous(encoder_state), out / ENCODER_WEIGHTS)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .encoding import EncodedRow, split_words
+from .encoding import EncodedRow, Encoder, split_words
 from .examples import Span
 from .tasks import TaskKind, TaskSpec
 
@@ -71,10 +71,12 @@ def bio_entities(text: str, spans: list[Span], tags: list[str], scores: list[flo
 class Predictor:
     """Answers raw requests for one adapter slot of a MultiAdapterModel."""
 
-    def __init__(self, model, name: str) -> None:
+    def __init__(self, model, name: str, truncate: bool = True, max_length: int | None = None) -> None:
         self.model = model
         self.slot = model.slots[name]
         self.name = name
+        trained = self.slot.encoder
+        self.encoder = Encoder(trained.tokenizer, trained.task, max_length or trained.max_length, truncate)
 
     @property
     def task(self) -> TaskSpec:
@@ -82,7 +84,7 @@ class Predictor:
 
     def encode(self, item: Any) -> tuple[EncodedRow, Any]:
         """Encode a text (sequence, token) or a {text, head, tail} item (pair); return the row and context."""
-        enc = self.slot.encoder
+        enc = self.encoder
         kind = self.task.kind
         if kind is TaskKind.sequence:
             return enc.encode_text(item), None
@@ -111,6 +113,13 @@ class Predictor:
         rows = [row for row, _ in encoded]
         logits = self.model(rows, [self.name] * len(rows))
         return [self.decode(row, out, ctx) for (row, ctx), out in zip(encoded, logits)]
+
+
+def expectation(answer: dict[str, Any]) -> dict[str, Any]:
+    """What a smoke check compares: the label, or each entity's text, type and offsets."""
+    if "label" in answer:
+        return {"label": answer["label"]}
+    return {"entities": [{k: e[k] for k in ("text", "type", "start", "end")} for e in answer["entities"]]}
 
 
 def _span(value: Any) -> Span:

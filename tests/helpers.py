@@ -53,17 +53,11 @@ def task_manifest(model, task_name: str, **overrides):
 
 def smoke_examples(model, task_name: str) -> list[dict]:
     """``examples.json`` items whose expected answers are what ``model`` predicts now."""
-    from adapters.predict import Predictor
+    from adapters.predict import Predictor, expectation
 
     items = SMOKE_INPUTS[task_name]
-    out = []
-    for item, pred in zip(items, Predictor(model, task_name).predict(items)):
-        if "label" in pred:
-            expected = {"label": pred["label"]}
-        else:
-            expected = {"entities": [{k: e[k] for k in ("text", "type", "start", "end")} for e in pred["entities"]]}
-        out.append({"input": item, "expected": expected})
-    return out
+    return [{"input": item, "expected": expectation(pred)}
+            for item, pred in zip(items, Predictor(model, task_name).predict(items))]
 
 
 def save_task_artifacts(out_dir, backbone=None, seed: int = 0, tasks=None) -> dict:

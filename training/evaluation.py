@@ -8,7 +8,7 @@ import torch
 
 from adapters.encoding import EncodedRow
 from adapters.examples import Example, PairExample
-from adapters.predict import Predictor, word_tags
+from adapters.predict import Predictor, expectation, word_tags
 from adapters.tasks import TaskKind
 
 from .metrics import compute_metrics
@@ -76,11 +76,4 @@ def smoke_examples(model, name: str, examples: list[Example], n: int = 4) -> lis
         else:
             items.append(example.text)
     answers = Predictor(model, name).predict(items)
-    out = []
-    for item, answer in zip(items, answers):
-        if "entities" in answer:
-            expected = [[e["start"], e["end"], e["type"]] for e in answer["entities"]]
-        else:
-            expected = answer["label"]
-        out.append({"input": item, "expected": expected})
-    return out
+    return [{"input": item, "expected": expectation(answer)} for item, answer in zip(items, answers)]

@@ -52,7 +52,7 @@ def test_lora_artifact_serves_on_shared_base_with_same_answers(synth, tmp_path):
     attach(shared, art, "mortality")
     shared.eval()
     for example in art.examples:
-        assert Predictor(shared, "mortality").predict([example["input"]])[0]["label"] == example["expected"]
+        assert Predictor(shared, "mortality").predict([example["input"]])[0]["label"] == example["expected"]["label"]
 
 
 def test_same_seed_same_metrics(synth, tmp_path):
@@ -66,7 +66,7 @@ def test_same_seed_same_metrics(synth, tmp_path):
 def test_few_shot_and_time_budget(synth, tmp_path):
     task = PRESETS["mortality"]
     splits = load_dataset(synth["mortality"], task)
-    result = train(task, splits, fast(few_shot=4, time_budget=0.01, epochs=3), tmp_path / "f",
+    result = train(task, splits, fast(few_shot=4, time_budget=1e-6, epochs=3), tmp_path / "f",
                    backbone=tiny_backbone(), progress=False)
     assert result.cost["train_examples"] == 8  # 4 per class, 2 classes
     assert result.cost["stopped_by_time_budget"] and result.cost["epochs_run"] == 1

@@ -1,0 +1,297 @@
+"""The adapter registry: versions per task, one active each, every change audited.
+
+The CLI and the service's admin API both call this class; the rules live here
+and nowhere else. Importing it is cheap (no torch): heavy validation and the
+smoke prediction are imported only when a push or an activation needs them.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from ..tasks import PRESETS, TaskSpec
+from .backend import StoreBackend
+from .config import resolve_store
+from .errors import (BaseMismatch, Conflict, InvalidArtifact, NotFound, NotServable, RegistryError, SmokeFailed,
+                     StoreUnavailable)
+from .fsio import artifact_sha256
+from .integrity import drift
+from .local import LocalStore
+from .models import AuditEntry, ExpectedBase, VersionInfo, check_task_name, check_version_name, record_to_info
+
+Smoke = Callable[[Path], None]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class Registry:
+    """Open a store. ``backbone`` (the served base) enables shape checks and the default smoke."""
+
+    def __init__(self, root: str | Path | None = None, expected_base: ExpectedBase | tuple | None = None,
+                 base_encoder=None, smoke: Smoke | None = None, backbone=None, limits=None,
+                 backend: StoreBackend | None = None) -> None:
+        self.backend = backend or LocalStore(resolve_store(root))
+        if backbone is not None:
+            expected_base = expected_base or (backbone.name, backbone.fingerprint, backbone.hidden_size)
+            base_encoder = backbone.encoder if base_encoder is None else base_encoder
+            if smoke is None:
+                from .smoke import default_smoke
+
+                smoke = default_smoke(backbone)
+        self.expected_base = ExpectedBase(*expected_base) if expected_base is not None else None
+        self.base_encoder = base_encoder
+        self.smoke = smoke  # None: activation checks integrity only (no base to predict with)
+        self.limits = limits  # None: validate.Limits() defaults
+
+    @property
+    def root(self) -> Path:
+        return self.backend.root
+
+    # -- push ---------------------------------------------------------------------
+    def push(self, src_dir: str | Path, task: str | None = None, actor: str = "cli",
+             activate: bool = False) -> VersionInfo:
+        """Validate a copy of ``src_dir`` in staging and publish it as the task's next version."""
+        from .ingest import stage_files
+        from .validate import Limits, check_task_spec, validate_artifact
+
+        sha = None
+        try:
+            task = check_task_name(task) if task is not None else None
+            self.backend.clean_staging()
+            with self.backend.staging() as staged:
+                files = stage_files(Path(src_dir), staged, self.limits or Limits())
+                sha = artifact_sha256(files)
+                checked = validate_artifact(staged, self.limits or Limits(), self.expected_base,
+                                            self.base_encoder, task)
+                task = checked.manifest.task.name
+                check_task_spec(checked.manifest.task, self._expected_spec(task))
+                version = self.backend.commit(task, staged, self._record(checked.manifest, files, sha, actor))
+        except (RegistryError, OSError) as exc:
+            self._refused(actor, "push", task, None, sha, exc)
+        self.audit(actor, "push", task, version, sha, "ok")
+        if activate:
+            try:
+                return self.activate(task, version, actor)
+            except RegistryError as exc:
+                exc.message = f"{version} was stored but not activated: {exc.message}"
+                exc.args = (exc.message,)
+                raise
+        return self.show(task, version)
+
+    def _expected_spec(self, task: str) -> TaskSpec | None:
+        """A preset's spec, else the spec the task's newest stored version was pushed with."""
+        if task in PRESETS:
+            return PRESETS[task]
+        for version in reversed(self.backend.versions(task)):
+            try:
+                return TaskSpec.model_validate(self.backend.read_record(task, version)["task_spec"])
+            except (RegistryError, KeyError, ValueError):
+                continue
+        return None
+
+    @staticmethod
+    def _record(manifest, files: dict[str, str], sha: str, actor: str) -> dict[str, Any]:
+        return {
+            "sha256": sha, "files": files, "pushed_at": _now(), "pushed_by": actor,
+            "name": manifest.name, "method": manifest.method.value, "metrics": manifest.metrics,
+            "created_at": manifest.created_at.isoformat(), "servable": manifest.servable,
+            "not_servable_reason": manifest.not_servable_reason, "task_kind": manifest.task.kind.value,
+            "labels": list(manifest.task.labels), "task_spec": manifest.task.model_dump(mode="json"),
+            "base_name": manifest.base.name, "base_fingerprint": manifest.base.fingerprint,
+        }
+
+    # -- activation ------------------------------------------------------------------
+    def activate(self, task: str, version: str, actor: str = "cli") -> VersionInfo:
+        """Smoke-test ``version`` and make it the task's active one (the previous is kept for rollback)."""
+        sha = None
+        try:
+            check_task_name(task), check_version_name(version)
+            self.backend.clean_staging()
+            record = self.backend.read_record(task, version)
+            sha = record.get("sha256")
+            if not record.get("servable", True):
+                raise NotServable(f"{task} {version} is not servable on the shared base: "
+                                  f"{record.get('not_servable_reason') or 'no reason given'}")
+            self._check_base(record)
+            self._check_integrity(task, version, record)
+            self._run_smoke(task, version)  # outside the lock: the version is immutable
+            with self.backend.task_lock(task):
+                self.backend.read_record(task, version)  # deleted meanwhile -> NotFound
+                pointer = self.backend.read_pointer(task) or {}
+                current = pointer.get("active")
+                if current != version:  # re-activating the active version changes nothing
+                    self._point(task, version, current, sha, actor)
+        except (RegistryError, OSError) as exc:
+            self._refused(actor, "activate", task, version, sha, exc)
+        self.audit(actor, "activate", task, version, sha, "ok", None if current != version else "already active")
+        return self.show(task, version)
+
+    def rollback(self, task: str, actor: str = "cli") -> VersionInfo:
+        """Re-activate the previous active version; NotFound when there is none or it was deleted."""
+        version = sha = None
+        try:
+            check_task_name(task)
+            self.backend.clean_staging()
+            with self.backend.task_lock(task):
+                pointer = self.backend.read_pointer(task) or {}
+                current, version = pointer.get("active"), pointer.get("previous")
+                if not version:
+                    raise NotFound(f"task {task!r} has no previous active version to roll back to")
+                try:
+                    record = self.backend.read_record(task, version)
+                except NotFound:
+                    raise NotFound(f"the previous version of {task!r}, {version}, was deleted") from None
+                sha = record.get("sha256")
+                self._check_integrity(task, version, record)
+                self._point(task, version, current, sha, actor)
+        except (RegistryError, OSError) as exc:
+            self._refused(actor, "rollback", task, version, sha, exc)
+        self.audit(actor, "rollback", task, version, sha, "ok", f"replaced {current}")
+        return self.show(task, version)
+
+    def delete(self, task: str, version: str, actor: str = "cli") -> None:
+        """Remove a version that is not active (its number is never handed out again)."""
+        sha = None
+        try:
+            check_task_name(task), check_version_name(version)
+            self.backend.clean_staging()
+            with self.backend.task_lock(task):
+                sha = self.backend.read_record(task, version).get("sha256")
+                if (self.backend.read_pointer(task) or {}).get("active") == version:
+                    raise Conflict(f"{task} {version} is active; activate another version (or roll back) first")
+                self.backend.remove_version(task, version)
+        except (RegistryError, OSError) as exc:
+            self._refused(actor, "delete", task, version, sha, exc)
+        self.audit(actor, "delete", task, version, sha, "ok")
+
+    def _point(self, task: str, version: str, previous: str | None, sha: str, actor: str) -> None:
+        self.backend.write_pointer(task, {"active": version, "previous": previous, "sha256": sha,
+                                          "changed_at": _now(), "changed_by": actor})
+
+    def _check_base(self, record: dict[str, Any]) -> None:
+        if self.expected_base and record.get("base_fingerprint") != self.expected_base.fingerprint:
+            raise BaseMismatch(f"the version was trained on {record.get('base_name')!r}, not the served base "
+                               f"{self.expected_base.name!r}")
+
+    def _check_integrity(self, task: str, version: str, record: dict[str, Any]) -> None:
+        if problems := self._drift(task, version, record):
+            raise InvalidArtifact(f"{task} {version} changed since it was pushed: {problems[0]}")
+
+    def _run_smoke(self, task: str, version: str) -> None:
+        if self.smoke is None:
+            return
+        try:
+            self.smoke(self.backend.artifact_dir(task, version))
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # any failure of the callback refuses the activation
+            raise SmokeFailed(f"{task} {version} failed its smoke prediction: {str(exc)[:300]}") from None
+
+    # -- reading ----------------------------------------------------------------------
+    def list(self, task: str | None = None) -> list[VersionInfo]:
+        tasks = [check_task_name(task)] if task is not None else self.backend.tasks()
+        infos = []
+        for t in tasks:
+            active = (self.backend.read_pointer(t) or {}).get("active")
+            for v in self.backend.versions(t):
+                try:
+                    infos.append(self._info(t, v, active))
+                except RegistryError:
+                    continue  # a corrupt record: `verify` reports it
+        return infos
+
+    def show(self, task: str, version: str | None = None) -> VersionInfo:
+        check_task_name(task)
+        active = (self.backend.read_pointer(task) or {}).get("active")
+        version = version if version is not None else active
+        if version is None:
+            raise NotFound(f"task {task!r} has no active version")
+        return self._info(task, check_version_name(version), active)
+
+    def active(self, task: str) -> VersionInfo | None:
+        try:
+            return self.show(task)
+        except NotFound:
+            return None
+
+    def _info(self, task: str, version: str, active: str | None) -> VersionInfo:
+        record = self.backend.read_record(task, version)
+        try:
+            return record_to_info(task, version, record, self.backend.artifact_dir(task, version), version == active)
+        except ValidationError:
+            raise InvalidArtifact(f"{task} {version}: the stored record is incomplete") from None
+
+    def version_path(self, task: str, version: str) -> Path:
+        return self.backend.artifact_dir(check_task_name(task), check_version_name(version))
+
+    def state_token(self) -> str:
+        """Changes whenever any task's active version changes (cheap: one small file per task)."""
+        digest = hashlib.sha256()
+        for task in self.backend.tasks():
+            digest.update(task.encode() + b"\0" + self.backend.pointer_bytes(task) + b"\0")
+        return digest.hexdigest()[:32]
+
+    # -- integrity ------------------------------------------------------------------------
+    def verify(self) -> list[str]:
+        """Re-hash every stored file; return the problems (empty: no drift)."""
+        pushed = {(e.task, e.version): e.sha256 for e in self.audit_entries()
+                  if e.action == "push" and e.outcome == "ok"}
+        problems = []
+        for task in self.backend.tasks():
+            for version in self.backend.versions(task):
+                try:
+                    record = self.backend.read_record(task, version)
+                except RegistryError as exc:
+                    problems.append(exc.message)
+                    continue
+                try:
+                    problems += [f"{task} {version}: {p}" for p in self._drift(task, version, record)]
+                except RegistryError as exc:
+                    problems.append(f"{task} {version}: {exc.message}")
+                if pushed.get((task, version), record.get("sha256")) != record.get("sha256"):
+                    problems.append(f"{task} {version}: the record's sha256 differs from the audit log's")
+            active = (self.backend.read_pointer(task) or {}).get("active")
+            if active and active not in self.backend.versions(task):
+                problems.append(f"{task}: the active version {active} is missing")
+        return problems
+
+    def _drift(self, task: str, version: str, record: dict[str, Any]) -> list[str]:
+        return drift(self.backend.artifact_dir(task, version), record)
+
+    # -- audit ----------------------------------------------------------------------------
+    def audit(self, actor: str, action: str, task: str | None, version: str | None = None,
+              sha256: str | None = None, outcome: str = "ok", reason: str | None = None) -> None:
+        """Append one audit line (also for attempts denied elsewhere, e.g. a missing admin token)."""
+        entry = AuditEntry(time=datetime.now(timezone.utc), actor=str(actor)[:200], action=str(action)[:64],
+                           task=task, version=version, sha256=sha256, outcome=str(outcome)[:32],
+                           reason=reason[:500] if reason else None)
+        self.backend.append_audit(entry.model_dump(mode="json"))
+
+    def audit_entries(self) -> list[AuditEntry]:
+        return [AuditEntry.model_validate(line) for line in self.backend.audit_lines()]
+
+    def _refused(self, actor: str, action: str, task, version, sha, exc: Exception):
+        """Audit a failed attempt (best effort: the store may be the problem) and re-raise it."""
+        if isinstance(exc, OSError):
+            exc = StoreUnavailable.from_os_error(exc, f"{action} failed")
+        outcome = "failed" if isinstance(exc, StoreUnavailable) else "refused"
+        task, version = _well_formed(check_task_name, task), _well_formed(check_version_name, version)
+        try:
+            self.audit(actor, action, task, version, sha, outcome, exc.message)
+        except RegistryError:
+            pass
+        raise exc from None
+
+
+def _well_formed(check, value):
+    """The value if it is a well-formed name, else None (never log a path trick as a task)."""
+    try:
+        return check(value) if value is not None else None
+    except RegistryError:
+        return None

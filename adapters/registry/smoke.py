@@ -1,0 +1,96 @@
+"""The default activation check: load the version on a fresh copy of the base and predict.
+
+Inputs come from the artifact's ``examples.json`` (``{"input", "expected"}``); where
+an example says what it expects, the label or the entity spans must match. With no
+examples, one built-in input per task kind must give a finite, well-formed answer.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+BUILTIN_INPUTS = {
+    "sequence": "patient admitted with chest pain and fever",
+    "token": "chest pain treated with iv lasix",
+    "pair": {"text": "aspirin was given for chest pain", "head": {"start": 0, "end": 7},
+             "tail": {"start": 22, "end": 32}},
+}
+
+
+def fresh_backbone(backbone):
+    """A private copy of the served encoder: PEFT injects layers in place, the served one must not change."""
+    from ..backbones import Backbone
+
+    return Backbone(encoder=pristine_encoder(backbone.encoder), tokenizer=backbone.tokenizer,
+                    name=backbone.name, fingerprint=backbone.fingerprint)
+
+
+def pristine_encoder(encoder):
+    """A deep copy without adapters. A served encoder usually carries PEFT layers already:
+    rebuild it from its config and its base weights (``...query.base_layer.weight`` -> ``...query.weight``)."""
+    if not any(hasattr(m, "base_layer") for m in encoder.modules()):
+        return copy.deepcopy(encoder)
+    from ..backbones import drop_pooler
+
+    clean = type(encoder)(copy.deepcopy(encoder.config))
+    drop_pooler(clean)
+    state = {k.replace(".base_layer.", "."): v for k, v in encoder.state_dict().items()
+             if ".lora_" not in k and ".ia3_" not in k}
+    clean.load_state_dict(state, strict=True)
+    return clean.eval().to(next(encoder.parameters()).device)
+
+
+def default_smoke(backbone) -> Callable[[Path], None]:
+    def smoke(artifact_dir: Path) -> None:
+        from ..artifact import attach, load_artifact
+        from ..multi import MultiAdapterModel
+        from ..predict import Predictor
+        from .validate import read_examples
+
+        artifact = load_artifact(artifact_dir)
+        model = MultiAdapterModel(fresh_backbone(backbone))
+        attach(model, artifact, "smoke")
+        model.eval()
+        predictor = Predictor(model, "smoke")
+        examples = read_examples(Path(artifact_dir))
+        kind = artifact.manifest.task.kind.value
+        inputs = [_plain(e.input) for e in examples] or [BUILTIN_INPUTS[kind]]
+        outputs = predictor.predict(inputs)
+        for i, out in enumerate(outputs):
+            check_output(out, artifact.manifest.task.labels)
+            if i < len(examples) and examples[i].expected is not None:
+                compare(examples[i].expected, out, i)
+
+    return smoke
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str) else value.model_dump()
+
+
+def check_output(out: dict[str, Any], labels) -> None:
+    if "label" in out:
+        if out["label"] not in labels or not all(math.isfinite(p) for p in out["probabilities"].values()):
+            raise ValueError("the prediction is not a finite distribution over the task's labels")
+    elif not all(math.isfinite(e["score"]) for e in out.get("entities", [])):
+        raise ValueError("entity scores are not finite")
+
+
+def _entities(value: Any) -> list[tuple]:
+    return [(e.get("text"), e.get("type"), e.get("start"), e.get("end")) for e in value]
+
+
+def compare(expected: Any, out: dict[str, Any], index: int) -> None:
+    """Labels compare exactly; entities by (text, type, start, end); scores are not compared."""
+    if isinstance(expected, dict):
+        expected = expected.get("label", expected.get("entities"))
+    if isinstance(expected, str):
+        got = out.get("label")
+    else:
+        expected, got = _entities(expected or []), _entities(out.get("entities", []))
+    if expected != got:
+        if not isinstance(got, str):  # spans only: example text may be clinical data, keep it out of logs
+            expected, got = [t[1:] for t in expected], [t[1:] for t in got]
+        raise ValueError(f"example {index}: expected {expected!r}, the adapter predicted {got!r}")

@@ -1,0 +1,251 @@
+"""The resident model: one base, the active adapter of every task, hot swaps.
+
+A request takes a *lease* on its task's active version; a swap loads the new
+version beside the old one, then flips the task's pointer in one assignment.
+The old version is dropped when its last lease ends (or kept, up to an LRU cap,
+for a quick rollback). All model mutations and forwards share one lock.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from adapters.artifact import attach, load_artifact
+from adapters.backbones import load_backbone
+from adapters.multi import MultiAdapterModel
+from adapters.predict import Predictor
+from adapters.registry import Registry, VersionInfo
+from adapters.tasks import PRESETS, TaskSpec
+
+from . import metrics
+from .settings import ServiceSettings
+
+log = logging.getLogger("bedside.runtime")
+
+
+@dataclass
+class Resident:
+    """A loaded adapter version and how many requests are using it."""
+
+    slot: str
+    task: str
+    info: VersionInfo
+    spec: TaskSpec
+    leases: int = 0
+
+
+@dataclass
+class TaskState:
+    task: str
+    status: str = "no_adapter"  # ready | no_adapter | error
+    reason: str | None = None
+    resident: Resident | None = None
+
+    def as_dict(self) -> dict:
+        out = {"status": self.status}
+        if self.resident:
+            out.update(version=self.resident.info.version, sha256=self.resident.info.sha256)
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass
+class Lease:
+    resident: Resident
+    predictor: Predictor = field(repr=False)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Runtime:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        self.device = pick_device(settings.device)
+        self.backbone = load_backbone(settings.backbone, device=self.device)
+        self.model = MultiAdapterModel(self.backbone).eval()
+        self.registry = Registry(settings.store, backbone=self.backbone)
+        self.lock = threading.RLock()  # model mutations and forwards
+        self.states: dict[str, TaskState] = {}
+        self.residents: dict[str, Resident] = {}
+        self.retired: OrderedDict[str, Resident] = OrderedDict()  # inactive, kept for rollback (LRU)
+        self._token: str | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.started = False
+
+    # -- start-up -------------------------------------------------------------------
+    def start(self, poll: bool = True) -> None:
+        for task in self.known_tasks():
+            self.states.setdefault(task, TaskState(task))
+        self.refresh()
+        self.started = True
+        if poll:
+            self._poller = threading.Thread(target=self._poll_loop, name="bedside-poll", daemon=True)
+            self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def known_tasks(self) -> list[str]:
+        """The allow-list: preset tasks plus any task with versions in the store."""
+        tasks = dict.fromkeys(PRESETS)
+        try:
+            tasks.update(dict.fromkeys(v.task for v in self.registry.list()))
+        except Exception as exc:  # an unreadable store must not stop start-up
+            log.warning("cannot list the store: %s", type(exc).__name__)
+        return list(tasks)
+
+    def ready(self) -> bool:
+        return self.started and any(s.status == "ready" for s in self.states.values())
+
+    # -- requests ----------------------------------------------------------------------
+    @contextmanager
+    def lease(self, task: str):
+        """Pin the task's active version for the duration of one request."""
+        with self.lock:
+            state = self.states[task]
+            resident = state.resident if state.status == "ready" else None
+            if resident is not None:
+                resident.leases += 1
+        if resident is None:
+            yield None
+            return
+        try:
+            yield Lease(resident, Predictor(self.model, resident.slot))
+        finally:
+            with self.lock:
+                resident.leases -= 1
+                self._collect()
+
+    # -- swaps -------------------------------------------------------------------------
+    def refresh(self, only: str | None = None) -> None:
+        """Bring every task (or one) in line with the store's active versions."""
+        self._token = self._safe_token()
+        for task in [only] if only else list(self.states):
+            try:
+                info = self.registry.active(task)
+            except Exception as exc:
+                self._set_error(task, f"store unreadable: {type(exc).__name__}")
+                continue
+            current = self.states.setdefault(task, TaskState(task)).resident
+            if info is None:
+                self._deactivate(task)
+            elif current is None or current.info.version != info.version or self.states[task].status != "ready":
+                self.swap(task, info)
+
+    def swap(self, task: str, info: VersionInfo) -> None:
+        start = time.perf_counter()
+        slot = f"{task}:{info.version}"
+        try:
+            resident = self.residents.get(slot) or self._load(task, info, slot)
+        except Exception as exc:
+            metrics.ADAPTER_LOADS.labels(task, "error").inc()
+            metrics.SWAPS.labels(task, "error").inc()
+            log.error("task %s: version %s failed to load: %s", task, info.version, _reason(exc))
+            if self.states[task].status != "ready":
+                self._set_error(task, f"active version {info.version} failed to load: {_reason(exc)}")
+            return
+        with self.lock:
+            self.retired.pop(slot, None)
+            old = self.states[task].resident
+            self.states[task] = TaskState(task, "ready", None, resident)  # the atomic switch
+            if old is not None and old is not resident:
+                self._retire(old)
+            self._collect()
+        metrics.SWAPS.labels(task, "ok").inc()
+        metrics.SWAP_SECONDS.observe(time.perf_counter() - start)
+        self._publish(task)
+        log.info("task %s now serves version %s", task, info.version)
+
+    def _load(self, task: str, info: VersionInfo, slot: str) -> Resident:
+        artifact = load_artifact(self.registry.version_path(task, info.version))
+        if artifact.manifest.task.name != task:
+            raise ValueError(f"artifact is for task {artifact.manifest.task.name!r}")
+        with self.lock:
+            attach(self.model, artifact, slot)
+            self.model.eval()
+            resident = Resident(slot, task, info, artifact.manifest.task)
+            self.residents[slot] = resident
+            self._warm(resident, artifact.examples)
+        metrics.ADAPTER_LOADS.labels(task, "ok").inc()
+        metrics.RESIDENT.set(len(self.residents))
+        return resident
+
+    def _warm(self, resident: Resident, examples: list[dict]) -> None:
+        inputs = [e["input"] for e in examples[:2]] or None
+        if inputs:
+            Predictor(self.model, resident.slot).predict(inputs)
+
+    def _retire(self, resident: Resident) -> None:
+        self.retired[resident.slot] = resident
+        self.retired.move_to_end(resident.slot)
+
+    def _collect(self) -> None:
+        """Free retired versions beyond the LRU cap once no request holds them."""
+        over = len(self.retired) - self.settings.resident_cap
+        for slot, resident in list(self.retired.items()):
+            if over <= 0:
+                break
+            if resident.leases == 0:
+                del self.retired[slot]
+                self.residents.pop(slot, None)
+                self.model.remove_adapter(slot)
+                over -= 1
+        metrics.RESIDENT.set(len(self.residents))
+
+    def _deactivate(self, task: str) -> None:
+        with self.lock:
+            old = self.states[task].resident
+            self.states[task] = TaskState(task, "no_adapter", "no active adapter version")
+            if old is not None:
+                self._retire(old)
+                self._collect()
+        self._publish(task)
+
+    def _set_error(self, task: str, reason: str) -> None:
+        with self.lock:
+            self.states[task] = TaskState(task, "error", reason)
+        self._publish(task)
+
+    def _publish(self, task: str) -> None:
+        state = self.states[task]
+        metrics.TASK_READY.labels(task).set(1 if state.status == "ready" else 0)
+        for resident in self.residents.values():
+            if resident.task == task:
+                active = state.resident is resident
+                metrics.ACTIVE.labels(task, resident.info.version).set(1 if active else 0)
+        if self.device.type == "cuda":
+            metrics.DEVICE_MEMORY.set(torch.cuda.memory_allocated(self.device))
+
+    # -- polling -----------------------------------------------------------------------
+    def _safe_token(self) -> str | None:
+        try:
+            return self.registry.state_token()
+        except Exception:
+            return None
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.settings.poll_interval_s):
+            token = self._safe_token()
+            if token is not None and token != self._token:
+                for task in self.known_tasks():
+                    self.states.setdefault(task, TaskState(task))
+                self.refresh()
+
+
+def _reason(exc: Exception) -> str:
+    """Why a load failed, from the artifact/store error (these never hold request text)."""
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

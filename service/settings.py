@@ -1,0 +1,51 @@
+"""Every service setting in one typed object: environment (BEDSIDE_*) or flags."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_VERSION = "0.1.0"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BEDSIDE_", extra="ignore")
+
+    store: Path | None = Field(None, description="adapter store (else the registry's default)")
+    backbone: str = Field("embedded", description="shared base: embedded, a folder or a hub id")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    backend: str = Field("torch", description="inference backend: torch")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
+
+    max_items: int = Field(64, ge=1, description="texts/items per request at most")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="request body limit (413 above)")
+    max_batch_rows: int = Field(32, ge=1, description="rows per encoder forward")
+    max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
+    max_queue_rows: int = Field(512, ge=1, description="queued rows before 429")
+    request_timeout_s: float = Field(30.0, gt=0, description="504 after this")
+    truncate: bool = Field(False, description="truncate over-long inputs instead of 422")
+    max_length: int | None = Field(None, ge=8, description="token limit override (else the adapter's)")
+
+    poll_interval_s: float = Field(2.0, gt=0, description="how often the store is checked for activations")
+    resident_cap: int = Field(4, ge=0, description="inactive versions kept loaded (LRU)")
+
+    predict_tokens: str = Field("", description="comma-separated bearer tokens for /predict (empty: open)")
+    admin_tokens: str = Field("", description="comma-separated bearer tokens for /admin (empty: admin off)")
+    predict_tokens_file: Path | None = None
+    admin_tokens_file: Path | None = None
+    max_upload_bytes: int = Field(512 << 20, ge=1024, description="admin upload limit")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in {"torch", "onnx"}:
+            raise ValueError("backend must be torch or onnx")
+        return value
+
+    def tokens(self, role: str) -> frozenset[str]:
+        raw = getattr(self, f"{role}_tokens")
+        file = getattr(self, f"{role}_tokens_file")
+        if file is not None:
+            raw += "," + Path(file).read_text(encoding="utf-8").replace("\n", ",")
+        return frozenset(t.strip() for t in raw.split(",") if t.strip())

@@ -21,12 +21,23 @@ app = typer.Typer(
 
 
 def _register(root: typer.Typer) -> None:
+    """Groups and commands first, then ``group.command`` entries into their groups
+    (so ``service`` can add ``adapters upload`` without ``adapters`` importing it)."""
+    groups: dict[str, typer.Typer] = {}
+    nested = []
     for ep in sorted(entry_points(group="bedside.commands"), key=lambda e: e.name):
+        if "." in ep.name:
+            nested.append(ep)
+            continue
         target = ep.load()
         if isinstance(target, typer.Typer):
             root.add_typer(target, name=ep.name)
+            groups[ep.name] = target
         else:
             root.command(ep.name)(target)
+    for ep in nested:
+        group, command = ep.name.split(".", 1)
+        groups[group].command(command)(ep.load())
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ class EncodedRow:
     kind: TaskKind
     label: int | list[int] | None = None  # sequence/pair: class id; token: per position
     word_starts: list[int] | None = None  # token: position of each kept word's first piece
+    word_index: list[int] | None = None  # token: which word each start belongs to (some words have no pieces)
     n_words: int = 0  # token: words in the input (kept or not)
     markers: tuple[int, int] | None = None  # pair: positions of the head and tail markers
     truncated: bool = False
@@ -103,21 +104,25 @@ class Encoder:
             self._check_truncation(len(ids))
             ids = ids[: self.max_length - 1] + [ids[-1]]
             word_ids = word_ids[: self.max_length - 1] + [None]
-        starts, seen = [], set()
+        # A word the tokenizer drops (control or format characters, lone accents) has no
+        # pieces: record each start's word so tags never shift onto the next word.
+        starts, indices, seen = [], [], set()
         for pos, word in enumerate(word_ids):
             if word is not None and word not in seen:
                 seen.add(word)
                 starts.append(pos)
+                indices.append(word)
         labels = None
         if tags is not None:
             labels = [IGNORE_INDEX] * len(ids)
-            for word_index, pos in enumerate(starts):
-                labels[pos] = self.task.label_id(tags[word_index])
+            for word, pos in zip(indices, starts):
+                labels[pos] = self.task.label_id(tags[word])
         return EncodedRow(
             input_ids=ids,
             kind=TaskKind.token,
             label=labels,
             word_starts=starts,
+            word_index=indices,
             n_words=len(words),
             truncated=truncated,
         )

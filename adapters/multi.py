@@ -11,10 +11,11 @@ import itertools
 from dataclasses import dataclass
 
 import torch
-from peft import PeftConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from peft import PeftConfig, PeftModel, PeftType, get_peft_model, set_peft_model_state_dict
 from torch import nn
 
 from .backbones import Backbone
+from .bank import LoraBanks, lora_weights
 from .encoding import EncodedRow, Encoder
 from .heads import Head
 from .tasks import TaskSpec
@@ -35,10 +36,16 @@ class Slot:
 
 
 class MultiAdapterModel(nn.Module):
-    def __init__(self, backbone: Backbone) -> None:
+    """``lora="peft"`` trains and serves through PEFT; ``lora="bank"`` serves LoRA
+    adapters through :mod:`adapters.bank` (same outputs, one pass per layer)."""
+
+    def __init__(self, backbone: Backbone, lora: str = "peft") -> None:
         super().__init__()
+        if lora not in ("peft", "bank"):
+            raise ValueError("lora must be 'peft' or 'bank'")
         self.backbone = backbone
-        self.encoder_model: nn.Module = backbone.encoder  # becomes a PeftModel on first LoRA
+        self.banks = LoraBanks(backbone.encoder) if lora == "bank" else None
+        self.encoder_model: nn.Module = backbone.encoder  # becomes a PeftModel on first PEFT adapter
         self.heads = nn.ModuleDict()
         self.slots: dict[str, Slot] = {}
         self._peft_ids = itertools.count()
@@ -65,7 +72,10 @@ class MultiAdapterModel(nn.Module):
             raise ValueError(f"head has {head.num_labels} outputs but task {task.name!r} has {task.num_labels} labels")
         # PEFT module keys cannot hold arbitrary text: use an internal id.
         peft_name = None
-        if peft_config is not None:
+        if peft_config is not None and self.banks is not None:
+            peft_name = f"adapter{next(self._peft_ids)}"
+            self._add_banked(peft_name, peft_config, peft_state)
+        elif peft_config is not None:
             peft_name = f"adapter{next(self._peft_ids)}"
             if self.peft is None:
                 self.encoder_model = get_peft_model(self.backbone.encoder, peft_config, adapter_name=peft_name)
@@ -91,10 +101,19 @@ class MultiAdapterModel(nn.Module):
         self.slots[name] = slot
         return slot
 
+    def _add_banked(self, bank_name: str, config: PeftConfig, state: dict[str, torch.Tensor] | None) -> None:
+        if config.peft_type != PeftType.LORA or state is None:
+            raise ValueError("bank serving takes trained LoRA adapters only")
+        if getattr(config, "use_dora", False):
+            raise ValueError("DoRA adapters are not served")
+        self.banks.add(bank_name, lora_weights(config, state))
+
     def remove_adapter(self, name: str) -> None:
         slot = self.slots.pop(name)
         del self.heads[slot.head_key]
-        if slot.peft_name is not None:
+        if slot.peft_name is not None and self.banks is not None:
+            self.banks.remove(slot.peft_name)
+        elif slot.peft_name is not None:
             self._drop_peft(slot.peft_name)
 
     def _drop_peft(self, peft_name: str) -> None:
@@ -125,7 +144,13 @@ class MultiAdapterModel(nn.Module):
         """Run the shared encoder once; each row through its own adapter."""
         ids, mask = self.pad(rows)
         peft_names = [self.slots[n].peft_name or BASE for n in names]
-        if self.peft is None:
+        if self.banks is not None:
+            self.banks.route(peft_names)
+            try:
+                out = self.encoder_model(input_ids=ids, attention_mask=mask)
+            finally:
+                self.banks.route(None)
+        elif self.peft is None:
             out = self.encoder_model(input_ids=ids, attention_mask=mask)
         elif self.training:
             # Training: one adapter, PEFT's own active-adapter path (mixed batches are eval-only).

@@ -35,14 +35,16 @@ def label_output(task: TaskSpec, logits: torch.Tensor) -> dict[str, Any]:
     return {"label": task.labels[best], "probabilities": dict(zip(task.labels, probs))}
 
 
-def word_tags(task: TaskSpec, logits: torch.Tensor, n_words: int) -> tuple[list[str], list[float]]:
-    """Token tasks: one tag and its probability per word (words cut by truncation get 'O')."""
+def word_tags(task: TaskSpec, logits: torch.Tensor, n_words: int,
+              word_index: list[int] | None = None) -> tuple[list[str], list[float]]:
+    """Token tasks: one tag and its probability per word (words cut by truncation, or
+    without any token, get 'O'). ``word_index``: the word of each logits row (default: in order)."""
     probs = torch.softmax(logits.float(), dim=-1)
     score, index = probs.max(dim=-1)
-    tags = [task.labels[i] for i in index.tolist()]
-    scores = score.tolist()
-    missing = n_words - len(tags)
-    return tags + ["O"] * missing, scores + [1.0] * missing
+    tags, scores = ["O"] * n_words, [1.0] * n_words
+    for word, tag, value in zip(word_index or range(n_words), index.tolist(), score.tolist()):
+        tags[word], scores[word] = task.labels[tag], value
+    return tags, scores
 
 
 def bio_entities(text: str, spans: list[Span], tags: list[str], scores: list[float]) -> list[Entity]:
@@ -99,7 +101,9 @@ class Predictor:
     def decode(self, row: EncodedRow, logits: torch.Tensor, context: Any) -> dict[str, Any]:
         if self.task.kind is TaskKind.token:
             text, spans = context
-            tags, scores = word_tags(self.task, logits, row.n_words)
+            if row.word_index is not None:  # words without a token (dropped characters) do not split entities
+                spans = [spans[w] for w in row.word_index]
+            tags, scores = word_tags(self.task, logits, len(spans))
             out = {"entities": [e.as_dict() for e in bio_entities(text, spans, tags, scores)]}
         else:
             out = label_output(self.task, logits)

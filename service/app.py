@@ -6,6 +6,7 @@ body, traceback or request text is ever echoed or logged.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -13,21 +14,27 @@ from pathlib import Path
 from typing import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.registry import RegistryError
 
 from . import metrics
 from .errors import APIError
-from .guards import BodyLimit, TokenAuth, parse_json, require_json
+from .guards import BodyLimit, Contain, TokenAuth, parse_json, require_json
 from .inference import Engine, pair_task
 from .runtime import TaskState
-from .schemas import ExtractRequest, PredictRequest
+from .schemas import ExtractRequest, PairItem, PredictRequest, SpanIn
 from .settings import SERVICE_VERSION, ServiceSettings
 
 log = logging.getLogger("bedside.api")
+_FIELDS = frozenset(name for model in (PredictRequest, ExtractRequest, PairItem, SpanIn)
+                    for name in model.model_fields)  # request keys that may appear in error messages
+_FIELDS |= {"query", "path", "activate", "task", "version"}  # FastAPI's own parameter locations
+_PHRASES = {404: "no such endpoint", 405: "method not allowed on this endpoint"}
 
 
 def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
@@ -44,9 +51,20 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
         return JSONResponse(exc.as_dict(), status_code=exc.http_status,
                             headers={"Retry-After": "30"} if exc.http_status in (503, 507) else None)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):  # no route, wrong method, ...
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": code, "message": _PHRASES.get(exc.status_code, "request refused")},
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _param_error(request: Request, exc: RequestValidationError):  # FastAPI's would echo the input
+        return JSONResponse({"error": "invalid_request", "message": _describe(exc)}, status_code=422)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        log.error("unhandled %s on %s", type(exc).__name__, request.url.path)  # type only: no text
+        route = getattr(request.scope.get("route"), "path", "?")  # the template: a path may hold client text
+        log.error("unhandled %s on %s", type(exc).__name__, route)  # type only: no text
         return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)
 
     async def body(request: Request, model):
@@ -63,7 +81,7 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
         auth.check("predict", request.headers.get("authorization"))
         req = await body(request, PredictRequest)
         eng = engine()
-        eng.check_task(req.task)
+        eng.check_ready(req.task)  # a task without an adapter has no known input shape: 503, not 422
         if pair_task(eng.runtime, req.task):
             if req.items is None or req.texts is not None:
                 raise APIError(422, "invalid_request", "a pair task takes 'items' ({text, head, tail})")
@@ -152,7 +170,7 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
         await run_in_threadpool(_refresh, eng, task)
         return {"active": info.model_dump(mode="json", exclude={"path", "files"})}
 
-    return BodyLimit(app, settings.max_body_bytes, settings.max_upload_bytes)
+    return Contain(BodyLimit(app, settings.max_body_bytes, settings.max_upload_bytes))
 
 
 def _refresh(engine: Engine, task: str) -> None:
@@ -184,21 +202,25 @@ async def _save_upload(request: Request, folder: Path) -> None:
 
 def _audit_denied(engine: Engine, actor: str, action: str, task, version, code: str) -> None:
     try:
-        engine.runtime.registry.audit(actor, action, task if _plain(task) else None,
-                                      version if _plain(version) else None, None, "denied", code)
+        # Only names already known are recorded: an unauthenticated caller cannot write text of its choice.
+        known = task in engine.runtime.states
+        engine.runtime.registry.audit(actor, action, task if known else None,
+                                      version if known and _plain(version) else None, None, "denied", code)
     except Exception as exc:  # auditing must not turn a 401 into a 500
         log.error("audit write failed: %s", type(exc).__name__)
 
 
 def _plain(value: str | None) -> bool:
-    return bool(value) and len(value) <= 64 and value.replace("_", "").replace("-", "").isalnum()
+    """A version name (v1, v2, ...), the only free text a denied attempt may add to the audit."""
+    return bool(value) and re.fullmatch(r"v[1-9][0-9]{0,8}", value) is not None
 
 
 def _describe(exc: ValidationError) -> str:
-    """Where the request is wrong and why, without echoing any value."""
+    """Where the request is wrong and why, without echoing any value (nor an unknown key's name)."""
     parts = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "body"
+        where = ".".join(str(p) if isinstance(p, int) or p in _FIELDS else "(unknown field)"
+                         for p in error["loc"]) or "body"
         parts.append(f"{where}: {error['type'].replace('_', ' ')}")
     return "; ".join(parts)
 
@@ -210,11 +232,13 @@ class _timed:
         self.task, self.endpoint = task, endpoint
 
     def __enter__(self):
+        metrics.INFLIGHT.inc()
         self.start = time.perf_counter()
         self.outcome: list[str] = []
         return self.outcome
 
     def __exit__(self, kind, exc, tb):
+        metrics.INFLIGHT.dec()
         outcome = self.outcome[0] if self.outcome else _outcome(exc)
         metrics.REQUESTS.labels(self.task, outcome).inc()
         metrics.REQUEST_SECONDS.labels(self.task, self.endpoint).observe(time.perf_counter() - self.start)

@@ -116,12 +116,15 @@ class Batcher:
                     metrics.BATCH_TASKS.observe(len({names[i] for i in index}))
                     for i, lg in zip(index, logits):
                         out[i] = lg.float().cpu()
-        except Exception as exc:  # e.g. out of memory: fail these jobs, keep serving
+        except Exception as exc:  # e.g. out of memory: fail the job(s) at fault, keep serving
             log.error("forward failed for %d rows: %s", len(rows), type(exc).__name__)
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
-            for job in jobs:
-                job.future.set_exception(exc)
+            if len(jobs) > 1:  # one request's huge batch must not fail the requests it was batched with
+                for job in jobs:
+                    self._forward([job])
+                return
+            jobs[0].future.set_exception(exc)
             return
         cursor = 0
         for job in jobs:

@@ -8,8 +8,11 @@ import json
 from .errors import APIError
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(APIError):
+    """Raised from ``receive`` when a streamed body grows over the limit (the app answers 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "body_too_large", f"request body over {limit} bytes", {"Connection": "close"})
 
 
 class BodyLimit:
@@ -41,13 +44,38 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         try:
             await self.app(scope, limited, send)
-        except BodyTooLarge:
-            await _send_error(send, 413, "body_too_large", f"request body over {limit} bytes")
+        except BodyTooLarge as exc:  # only when the wrapped app has no APIError handler
+            await _send_error(send, exc.status, exc.code, exc.message)
+
+
+class Contain:
+    """ASGI middleware: no exception leaves the app. Starlette re-raises every unhandled one
+    after its 500 handler answered, and the server then logs the traceback, whose messages may
+    quote request text; here it stops (the app's handler already logged its type)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            if not started:
+                await _send_error(send, 500, "internal", "internal error")
 
 
 async def _send_error(send, status: int, code: str, message: str) -> None:

@@ -44,6 +44,12 @@ class Engine:
         if task not in self.runtime.states:  # an allow-list: the name never reaches the filesystem
             raise APIError(404, "unknown_task", "unknown task")
 
+    def check_ready(self, task: str) -> None:
+        """404 for an unknown task, 503 for one without a loaded adapter (before its input shape is known)."""
+        self.check_task(task)
+        if self.runtime.states[task].status != "ready":
+            raise _not_ready()
+
     async def run(self, task: str, items: list[Any]) -> tuple[list[dict], dict]:
         """Predict ``items`` with the task's active version; return results and provenance."""
         self.check_task(task)
@@ -51,9 +57,11 @@ class Engine:
             raise APIError(413, "too_many_items", f"at most {self.settings.max_items} items per request")
         with self.runtime.lease(task) as lease:
             if lease is None:
-                raise APIError(503, "task_not_ready", "this task has no ready adapter", {"Retry-After": "5"})
+                raise _not_ready()
             predictor = lease.predictor
             predictor.encoder.truncate = self.settings.truncate
+            if self.settings.max_length:
+                predictor.encoder.max_length = self.settings.max_length
             t0 = time.perf_counter()
             try:
                 encoded = [predictor.encode(item) for item in items]
@@ -62,6 +70,9 @@ class Engine:
                                f"{exc.max_length}") from None
             except ValueError as exc:
                 raise APIError(422, "invalid_input", _safe(exc)) from None
+            specials = predictor.encoder.tokenizer.num_special_tokens_to_add()
+            if any(_no_content(row, specials) for row, _ in encoded):  # e.g. only control characters
+                raise APIError(422, "invalid_input", "an input has no text once tokenised")
             metrics.TOKENIZE_SECONDS.labels(task).observe(time.perf_counter() - t0)
             try:
                 job = self.batcher.submit([row for row, _ in encoded], lease.resident.slot)
@@ -104,6 +115,16 @@ class Engine:
 
 def _span(entity: dict) -> dict:
     return {"start": entity["start"], "end": entity["end"]}
+
+
+def _not_ready() -> APIError:
+    return APIError(503, "task_not_ready", "this task has no ready adapter", {"Retry-After": "5"})
+
+
+def _no_content(row, specials: int) -> bool:
+    if row.kind is TaskKind.token:
+        return not row.word_starts
+    return row.kind is TaskKind.sequence and len(row.input_ids) <= specials
 
 
 def _safe(exc: Exception) -> str:

@@ -21,6 +21,7 @@ from adapters.backbones import load_backbone
 from adapters.multi import MultiAdapterModel
 from adapters.predict import Predictor
 from adapters.registry import Registry, VersionInfo
+from adapters.registry.integrity import drift
 from adapters.tasks import PRESETS, TaskSpec
 
 from . import metrics
@@ -78,6 +79,8 @@ class Runtime:
         self.model = MultiAdapterModel(self.backbone).eval()
         self.registry = Registry(settings.store, backbone=self.backbone)
         self.lock = threading.RLock()  # model mutations and forwards
+        self._leases = threading.Lock()  # lease counts only: never held across a forward
+        self._swaps = threading.RLock()  # one refresh at a time: the poller and admin calls would race
         self.states: dict[str, TaskState] = {}
         self.residents: dict[str, Resident] = {}
         self.retired: OrderedDict[str, Resident] = OrderedDict()  # inactive, kept for rollback (LRU)
@@ -114,8 +117,11 @@ class Runtime:
     # -- requests ----------------------------------------------------------------------
     @contextmanager
     def lease(self, task: str):
-        """Pin the task's active version for the duration of one request."""
-        with self.lock:
+        """Pin the task's active version for the duration of one request.
+
+        Runs on the event loop, so it never waits for the model lock (a forward holds it):
+        a version retired meanwhile is freed now if the model is idle, else at the next swap or lease."""
+        with self._leases:
             state = self.states[task]
             resident = state.resident if state.status == "ready" else None
             if resident is not None:
@@ -126,25 +132,33 @@ class Runtime:
         try:
             yield Lease(resident, Predictor(self.model, resident.slot))
         finally:
-            with self.lock:
+            with self._leases:
                 resident.leases -= 1
-                self._collect()
+            if len(self.retired) > self.settings.resident_cap and self.lock.acquire(blocking=False):
+                try:
+                    self._collect()
+                finally:
+                    self.lock.release()
 
     # -- swaps -------------------------------------------------------------------------
     def refresh(self, only: str | None = None) -> None:
-        """Bring every task (or one) in line with the store's active versions."""
-        self._token = self._safe_token()
-        for task in [only] if only else list(self.states):
-            try:
-                info = self.registry.active(task)
-            except Exception as exc:
-                self._set_error(task, f"store unreadable: {type(exc).__name__}")
-                continue
-            current = self.states.setdefault(task, TaskState(task)).resident
-            if info is None:
-                self._deactivate(task)
-            elif current is None or current.info.version != info.version or self.states[task].status != "ready":
-                self.swap(task, info)
+        """Bring every task (or one) in line with the store's active versions.
+
+        Serialised: two concurrent refreshes (the poller and an admin activation) would load the same
+        version twice, or let one that read the pointer earlier switch the task back to a stale version."""
+        with self._swaps:
+            self._token = self._safe_token()
+            for task in [only] if only else list(self.states):
+                try:
+                    info = self.registry.active(task)
+                except Exception as exc:
+                    self._set_error(task, f"store unreadable: {type(exc).__name__}")
+                    continue
+                current = self.states.setdefault(task, TaskState(task)).resident
+                if info is None:
+                    self._deactivate(task)
+                elif current is None or current.info.version != info.version or self.states[task].status != "ready":
+                    self.swap(task, info)
 
     def swap(self, task: str, info: VersionInfo) -> None:
         start = time.perf_counter()
@@ -171,7 +185,10 @@ class Runtime:
         log.info("task %s now serves version %s", task, info.version)
 
     def _load(self, task: str, info: VersionInfo, slot: str) -> Resident:
-        artifact = load_artifact(self.registry.version_path(task, info.version))
+        path = self.registry.version_path(task, info.version)
+        if problems := drift(path, {"files": info.files, "sha256": info.sha256}):
+            raise ValueError(f"the stored files changed since the push: {problems[0]}")
+        artifact = load_artifact(path)
         if artifact.manifest.task.name != task:
             raise ValueError(f"artifact is for task {artifact.manifest.task.name!r}")
         with self.lock:
@@ -199,11 +216,14 @@ class Runtime:
         for slot, resident in list(self.retired.items()):
             if over <= 0:
                 break
-            if resident.leases == 0:
+            with self._leases:  # checked and dropped together, so no lease can start in between
+                if resident.leases:
+                    continue
                 del self.retired[slot]
                 self.residents.pop(slot, None)
-                self.model.remove_adapter(slot)
-                over -= 1
+            self.model.remove_adapter(slot)
+            metrics.ACTIVE.labels(resident.task, resident.info.version).set(0)  # _publish no longer sees it
+            over -= 1
         metrics.RESIDENT.set(len(self.residents))
 
     def _deactivate(self, task: str) -> None:

@@ -34,7 +34,7 @@ def _print_metrics(title: str, metrics: dict, cost: dict | None = None) -> None:
 def train(
     task: str = typer.Option(..., help="mortality, length_of_stay, ner, relations, or a task spec file"),
     data: Path = typer.Option(..., exists=True, help="data file or folder"),
-    out: Path = typer.Option(..., help="artifact directory to write"),
+    out: Path = typer.Option(..., help="run folder: artifact/ (the adapter), metrics.json, log.csv"),
     format: Optional[str] = typer.Option(None, help="mimic-csv | i2b2 | conll | re-tsv | csv | jsonl (inferred)"),
     method: Method = typer.Option(Method.lora, help="lora | ia3 | full | prompt | prefix"),
     backbone: str = typer.Option("embedded", help="embedded, embedded:layers=K, a folder or a hub id"),

@@ -55,7 +55,7 @@ def evaluate(model, name: str, examples: list[Example], batch_size: int = 64,
     seconds = time.perf_counter() - start
     if task.kind is TaskKind.token:
         gold = [e.tags for e in examples]  # type: ignore[union-attr]
-        pred = [word_tags(task, lg, row.n_words)[0] for lg, row in zip(logits, rows)]
+        pred = [word_tags(task, lg, row.n_words, row.word_index)[0] for lg, row in zip(logits, rows)]
         metrics = compute_metrics(task, gold, pred)
     else:
         probs = torch.stack([torch.softmax(lg, -1) for lg in logits]).numpy()

@@ -36,6 +36,7 @@ from .metrics import primary_metric
 from .settings import TrainSettings
 
 SLOT = "train"
+ARTIFACT_DIR = "artifact"  # inside a run folder, beside metrics.json and log.csv
 
 
 @dataclass
@@ -193,7 +194,9 @@ def train(
     }
     metrics = {f"test_{k}": v for k, v in test.metrics.items()}
     metrics.update({f"val_{metric}": best_score if best is not None else None})
-    artifact = _save(out, model, task, settings, backbone, test, cost, train_examples, splits["test"], name)
+    # The artifact gets its own folder: the registry accepts only artifact files.
+    artifact = _save(out / ARTIFACT_DIR, model, task, settings, backbone, test, cost, train_examples,
+                     splits["test"], name)
     (out / "metrics.json").write_text(json.dumps({"metrics": metrics, "cost": cost,
                                                   "settings": json.loads(settings.model_dump_json())},
                                                  indent=2) + "\n")

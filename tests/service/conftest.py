@@ -62,3 +62,58 @@ def make_client(store, served_folder):
     yield build
     for engine in engines:
         engine.close()
+
+
+# -- a real `bentoml serve` process (tests/service/test_server.py) ---------------------------
+ADMIN_TOKEN = "admin-secret"
+PREDICT_TOKEN = "predict-secret"
+
+
+class LiveServer:
+    """A running server: its URL, store, log file and tokens."""
+
+    def __init__(self, url, store, log_file, process):
+        self.url, self.store, self.log_file, self.process = url, store, log_file, process
+        self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        self.predict = {"Authorization": f"Bearer {PREDICT_TOKEN}"}
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(encoding="utf-8", errors="replace")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, artifacts, served_folder):
+    """One real server per module on a free loopback port; v1 (seed 0) active for every task.
+
+    resident_cap=0 so that swaps unload a retired version as soon as its last request ends."""
+    from adapters.registry import Registry
+    from service.server import server_env, start_server, stop_server, wait_ready
+
+    root = tmp_path_factory.mktemp("live")
+    store = root / "store"
+    registry = Registry(store)
+    for task, path in artifacts[0].items():
+        registry.push(path, task=task, activate=True)
+    env = server_env(store=store, backbone=served_folder, device="cpu", admin_tokens=ADMIN_TOKEN,
+                     predict_tokens=PREDICT_TOKEN, poll_interval_s=0.3, resident_cap=0, threads=1)
+    env["PYTHONUNBUFFERED"] = "1"  # the log file is read while the server runs
+    log_file = root / "server.log"
+    url = f"http://127.0.0.1:{free_port()}"
+    process = start_server(int(url.rsplit(":", 1)[1]), env, log_file=log_file)
+    try:
+        try:
+            wait_ready(url, process, timeout=120)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""
+            raise RuntimeError(f"{exc}\n--- server log ---\n{tail}") from None
+        yield LiveServer(url, store, log_file, process)
+    finally:
+        stop_server(process)

@@ -1,0 +1,144 @@
+"""``bedside serve``, ``bedside demo`` and ``bedside adapters upload``."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .server import server_env, start_server, stop_server, wait_ready
+
+console = Console(stderr=True)
+
+DEMO_TASKS = {
+    # task: (data folder in the synthetic set, training flags measured to learn it on CPU in minutes)
+    "mortality": ("mortality", ["--max-length", "128", "--epochs", "3", "--lr", "1e-3"]),
+    "length_of_stay": ("length_of_stay", ["--max-length", "128", "--epochs", "3", "--lr", "1e-3"]),
+    "ner": ("ner", ["--epochs", "6", "--batch-size", "8", "--lr", "1e-3"]),
+    "relations": ("relations", ["--epochs", "6", "--batch-size", "8", "--lr", "1e-3"]),
+}
+
+
+def serve(
+    port: int = typer.Option(3000, help="HTTP port"),
+    store: Optional[Path] = typer.Option(None, help="adapter store (else $BEDSIDE_STORE, else the default)"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: $BEDSIDE_DEVICE, else auto)"),
+    backbone: Optional[str] = typer.Option(None, help="the shared base the adapters were trained on "
+                                           "(default: $BEDSIDE_BACKBONE, else embedded)"),
+    backend: Optional[str] = typer.Option(None, help="torch (default: $BEDSIDE_BACKEND, else torch)"),
+) -> None:
+    """Serve every task's active adapter from the store (BentoML; Ctrl+C stops).
+    Flags override the BEDSIDE_* environment; unset flags leave it as it is."""
+    env = server_env(store=store or os.environ.get("BEDSIDE_STORE"), device=device, backbone=backbone,
+                     backend=backend)
+    bentoml = Path(sys.executable).with_name("bentoml")
+    os.execve(bentoml, [str(bentoml), "serve", "service.bento:Bedside", "--port", str(port),
+                        "--working-dir", str(Path(__file__).resolve().parent.parent)], env)
+
+
+def _bedside(*args: str) -> None:
+    """Run another bedside command in its own process (serving never imports training)."""
+    subprocess.run([sys.executable, "-m", "adapters.cli", *args], check=True)
+
+
+def demo(
+    port: int = typer.Option(3000),
+    store: Optional[Path] = typer.Option(None, help="adapter store (else $BEDSIDE_STORE, else the default)"),
+    workdir: Optional[Path] = typer.Option(None, help="where demo data and runs go (default: ~/.cache/bedside/demo)"),
+    check: bool = typer.Option(False, "--check", help="run the printed examples, then stop the server"),
+) -> None:
+    """Train the four demo adapters if the store has none active, then serve them."""
+    from adapters.registry import Registry, resolve_store
+
+    store = resolve_store(store)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    workdir = workdir or cache / "bedside" / "demo"
+    registry = Registry(store)
+    missing = [task for task in DEMO_TASKS if registry.active(task) is None]
+    if missing:
+        console.print(f"[bold]No active adapters for {', '.join(missing)}: training demo adapters "
+                      f"on synthetic notes (CPU: a few minutes).[/bold]")
+        data = workdir / "synth"
+        if not (data / "mortality").is_dir():
+            _bedside("data", "synth", "--out", str(data), "--seed", "0", "--size", "600")
+        for task in missing:
+            folder, flags = DEMO_TASKS[task]
+            out = workdir / "runs" / task
+            if not (out / "artifact" / "manifest.json").is_file():  # a finished run is reused
+                console.print(f"[bold]training {task}[/bold]")
+                _bedside("train", "--task", task, "--data", str(data / folder), "--out", str(out),
+                         "--name", f"{task}-demo", *flags)
+            _bedside("adapters", "push", str(out / "artifact"), "--task", task, "--activate", "--store", str(store),
+                     "--base", "embedded", "--actor", "demo")
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(port, server_env(store=store), log_file=workdir / "server.log")
+    try:
+        console.print(f"starting the service on {url} (log: {workdir / 'server.log'}) ...")
+        wait_ready(url, process)
+        examples = curl_examples(url)
+        console.print("\n[bold green]bedside is serving all four tasks.[/bold green] Try:\n")
+        for command in examples:
+            print(command + "\n")
+        if check:
+            for command in examples:
+                result = subprocess.run(shlex.split(command), capture_output=True, text=True, check=True)
+                answer = json.loads(result.stdout)
+                if "adapter" not in answer and "adapters" not in answer:
+                    raise RuntimeError(f"unexpected answer: {result.stdout[:200]}")
+                console.print(f"ok: {shlex.split(command)[-1][:60]}")
+            return
+        console.print("Ctrl+C stops the service.")
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_server(process)
+
+
+def curl_examples(url: str) -> list[str]:
+    bodies = [
+        {"task": "mortality", "texts": ["78 year old man admitted with septic shock, intubated, on norepinephrine. "
+                                        "Lactate 6.1."]},
+        {"task": "length_of_stay", "texts": ["Elective knee replacement, uncomplicated, lives with family."]},
+        {"task": "ner", "texts": ["Chest x-ray showed pneumonia and IV vancomycin was started."]},
+        {"task": "relations", "items": [{"text": "IV vancomycin was started for pneumonia .",
+                                         "head": {"start": 0, "end": 13}, "tail": {"start": 30, "end": 39}}]},
+    ]
+    out = [f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d '{json.dumps(b)}'"
+           for b in bodies]
+    extract = {"text": "CT scan showed a pulmonary embolism and heparin was started for it."}
+    out.append(f"curl -s -X POST {url}/extract -H 'Content-Type: application/json' -d '{json.dumps(extract)}'")
+    return out
+
+
+def upload(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="adapter artifact folder"),
+    url: str = typer.Option(..., help="service URL, e.g. http://bedside.internal:3000"),
+    task: Optional[str] = typer.Option(None, help="task (default: the manifest's)"),
+    activate: bool = typer.Option(False, "--activate", help="activate after it is stored"),
+    token_env: str = typer.Option("BEDSIDE_ADMIN_TOKEN", help="environment variable holding the admin token"),
+) -> None:
+    """Upload an artifact to a running service through its admin API."""
+    from .client import BedsideClient, BedsideError
+
+    token = os.environ.get(token_env)
+    if not token:
+        console.print(f"[red]error:[/red] set {token_env} to an admin token")
+        raise typer.Exit(2)
+    if task is None:
+        task = json.loads((folder / "manifest.json").read_text())["task"]["name"]
+    try:
+        with BedsideClient(url, token=token) as client:
+            answer = client.upload(folder, task, activate=activate)
+    except BedsideError as exc:
+        console.print(f"[red]error [{exc.code}]:[/red] {exc.message}")
+        raise typer.Exit(1)
+    version = answer["version"]
+    console.print(f"stored {task} {version['version']} ({version['sha256'][:12]})"
+                  + (" and activated it" if activate else ""))

@@ -1,0 +1,72 @@
+"""Start and stop a real BentoML server process (used by serve, demo, benchmarks and tests)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def server_env(**settings) -> dict[str, str]:
+    """The environment a server reads its settings from (``BEDSIDE_*``)."""
+    env = dict(os.environ)
+    env.update({"HF_HUB_OFFLINE": "1", "BENTOML_DO_NOT_TRACK": "true", "TOKENIZERS_PARALLELISM": "false"})
+    for key, value in settings.items():
+        if value is not None:
+            env[f"BEDSIDE_{key.upper()}"] = str(value)
+    return env
+
+
+def start_server(port: int, env: dict[str, str], log_file: Path | None = None) -> subprocess.Popen:
+    """``bentoml serve`` in its own process group. Unless ``env`` names a BENTOML_HOME, the server
+    gets a private one: BentoML wipes ``$BENTOML_HOME/prometheus_multiproc_dir`` when it starts, so
+    servers sharing a home (a test run beside a demo, two test runs) would erase each other's metrics."""
+    env, home = dict(env), None
+    if "BENTOML_HOME" not in env:
+        home = env["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bedside-bentoml-")
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml), "serve", "service.bento:Bedside", "--port", str(port), "--host", "127.0.0.1",
+               "--working-dir", str(ROOT)]
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    process.bentoml_home = home  # removed by stop_server
+    return process
+
+
+def wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 180.0) -> None:
+    """Wait for BentoML's /readyz (base warm and at least one task serving)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the server at {url} was not ready within {timeout:.0f} s")
+
+
+def stop_server(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the server's process group; SIGKILL what is left after ``timeout``."""
+    try:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+    finally:
+        if getattr(process, "bentoml_home", None):
+            shutil.rmtree(process.bentoml_home, ignore_errors=True)

@@ -76,7 +76,7 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
             raise APIError(422, "invalid_request", _describe(exc)) from None
 
     # -- prediction -----------------------------------------------------------------
-    @app.post("/predict")
+    @app.post("/predict", openapi_extra=_json_body(PredictRequest))
     async def predict(request: Request):
         auth.check("predict", request.headers.get("authorization"))
         req = await body(request, PredictRequest)
@@ -95,7 +95,7 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
             outcome.append("ok")
         return {"task": req.task, "results": results, "adapter": source}
 
-    @app.post("/extract")
+    @app.post("/extract", openapi_extra=_json_body(ExtractRequest))
     async def extract(request: Request):
         auth.check("predict", request.headers.get("authorization"))
         req = await body(request, ExtractRequest)
@@ -158,6 +158,7 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
     async def activate(request: Request, task: str, version: str):
         actor = admin(request, "activate", task, version)
         eng = engine()
+        await run_in_threadpool(_check_stored_task, eng, task)
         info = await run_in_threadpool(eng.runtime.registry.activate, task, version, actor)
         await run_in_threadpool(_refresh, eng, task)
         return {"active": info.model_dump(mode="json", exclude={"path", "files"})}
@@ -166,11 +167,41 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
     async def rollback(request: Request, task: str):
         actor = admin(request, "rollback", task)
         eng = engine()
+        await run_in_threadpool(_check_stored_task, eng, task)
         info = await run_in_threadpool(eng.runtime.registry.rollback, task, actor)
         await run_in_threadpool(_refresh, eng, task)
         return {"active": info.model_dump(mode="json", exclude={"path", "files"})}
 
     return Contain(BodyLimit(app, settings.max_body_bytes, settings.max_upload_bytes))
+
+
+def _json_body(model) -> dict:
+    """The OpenAPI request body of a route that reads its raw body (so FastAPI cannot see the model):
+    the model's JSON schema with its ``$defs`` inlined, since refs there would not resolve."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: inline(v) for k, v in node.items()}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+
+
+def _check_stored_task(engine: Engine, task: str) -> None:
+    """Activation and rollback name a task the service serves or the store holds; any other name is
+    404 without quoting it (the registry's own messages name the task: fine once it is known)."""
+    if task in engine.runtime.states:
+        return
+    try:
+        stored = task in engine.runtime.registry.backend.tasks()
+    except OSError:
+        return  # an unreadable store: the registry call answers 503 itself
+    if not stored:
+        raise APIError(404, "unknown_task", "unknown task")
 
 
 def _refresh(engine: Engine, task: str) -> None:

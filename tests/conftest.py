@@ -26,3 +26,11 @@ def fresh_tiny():
     from adapters.tiny import tiny_backbone
 
     return tiny_backbone(seed=0)
+
+
+@pytest.fixture(scope="session")
+def served_folder(tmp_path_factory):
+    """The tiny base saved as a model folder, as a server loads it."""
+    from adapters.tiny import tiny_backbone
+
+    return tiny_backbone(seed=0).save(tmp_path_factory.mktemp("base") / "tiny")

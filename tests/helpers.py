@@ -94,3 +94,15 @@ def edit_json(path, **changes) -> None:
     data = json.loads(Path(path).read_text())
     data.update(changes)
     Path(path).write_text(json.dumps(data))
+
+
+def active_store(root, artifacts: dict) -> "Path":
+    """A registry store at ``root`` with each task's artifact pushed and active (v1)."""
+    from pathlib import Path
+
+    from adapters.registry import Registry
+
+    registry = Registry(root)
+    for task, path in artifacts.items():
+        registry.push(path, task=task, activate=True)
+    return Path(root)

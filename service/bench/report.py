@@ -38,11 +38,18 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write(out: Path, part: str, rows: list[dict], columns: list[str], settings: dict, plots=()) -> Path:
+def write(out: Path, part: str, rows: list[dict], columns: list[str], settings: dict, plots=(),
+          summary: dict | None = None) -> Path:
+    """``summary`` (optional): headline figures, saved in the JSON and listed above the table."""
     out.mkdir(parents=True, exist_ok=True)
     payload = {"part": part, "machine": machine(), "settings": settings, "results": rows}
+    if summary is not None:
+        payload["summary"] = summary
     (out / f"{part}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    md = f"## {part}\n\n{markdown_table(rows, columns)}\n\nmachine: `{json.dumps(payload['machine'])}`\n"
+    head = "".join(f"- {k}: {v:.4g}\n" if isinstance(v, float) else f"- {k}: {v}\n"
+                   for k, v in (summary or {}).items() if len(str(v)) < 200)  # long ones: JSON only
+    md = f"## {part}\n\n" + (head + "\n" if head else "") + markdown_table(rows, columns) \
+        + f"\n\nmachine: `{json.dumps(payload['machine'])}`\n"
     (out / f"{part}.md").write_text(md)
     for plot in plots:
         plot(out)
@@ -64,6 +71,32 @@ def ratio_plot(rows: list[dict], x: str, series: list[str], group: str, title: s
         ax.set_title(f"{group} = {g}")
         ax.legend()
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+
+
+def series_plot(rows: list[dict], x: str, series: dict[str, str], title: str, file: Path, xlabel: str,
+                ylabel: str, marks: list[float] = (), mark_label: str = "", kind: str = "line") -> None:
+    """Quantities over time (``series``: legend label -> row key), with vertical marks (e.g. swaps)."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    xs = [r[x] for r in rows]
+    width = (xs[1] - xs[0]) * 0.8 / max(1, len(series)) if len(xs) > 1 else 0.8
+    for i, (label, key) in enumerate(series.items()):
+        ys = [r[key] for r in rows]
+        if kind == "bar":
+            ax.bar([v - (len(series) - 1 - 2 * i) * width / 2 for v in xs], ys, width=width, label=label)
+        else:
+            ax.plot(xs, ys, marker="o", ms=3, label=label)
+    if kind == "bar":
+        ax.set_ylim(0, max([1.0, *(r[k] * 1.15 for r in rows for k in series.values())]))
+    for i, m in enumerate(marks):
+        ax.axvline(m, color="grey", lw=0.8, ls="--", label=mark_label if i == 0 and mark_label else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(file, dpi=110)
     plt.close(fig)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import save_task_artifacts
+from tests.helpers import active_store, save_task_artifacts
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -55,23 +55,17 @@ def wait_for(check, timeout: float, interval: float = 0.25, what: str = "conditi
 
 
 @pytest.fixture(scope="package")
-def deploy_base(tmp_path_factory):
-    from adapters.tiny import tiny_backbone
-
-    return tiny_backbone(seed=0).save(tmp_path_factory.mktemp("deploy-base") / "tiny")
+def deploy_base(served_folder):
+    return served_folder
 
 
 @pytest.fixture(scope="package")
 def deploy_store(tmp_path_factory, deploy_base):
     from adapters.backbones import load_backbone
-    from adapters.registry import Registry
 
     root = tmp_path_factory.mktemp("deploy-store")
     artifacts = save_task_artifacts(root / "artifacts", load_backbone(str(deploy_base)), seed=0)
-    registry = Registry(root / "store")
-    for task, path in artifacts.items():
-        registry.push(path, task=task, activate=True)
-    return root / "store"
+    return active_store(root / "store", artifacts)
 
 
 class Server:

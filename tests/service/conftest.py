@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import save_task_artifacts
-
-
-@pytest.fixture(scope="session")
-def served_folder(tmp_path_factory):
-    from adapters.tiny import tiny_backbone
-
-    return tiny_backbone(seed=0).save(tmp_path_factory.mktemp("base") / "tiny")
+from tests.helpers import active_store, save_task_artifacts
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +18,8 @@ def artifacts(tmp_path_factory, served_folder):
 
 
 @pytest.fixture()
-def store(tmp_path, artifacts, served_folder):
-    from adapters.registry import Registry
-
-    registry = Registry(tmp_path / "store")
-    for task, path in artifacts[0].items():
-        registry.push(path, task=task, activate=True)
-    return tmp_path / "store"
+def store(tmp_path, artifacts):
+    return active_store(tmp_path / "store", artifacts[0])
 
 
 def make_settings(store, served_folder, **overrides):
@@ -94,14 +82,10 @@ def live_server(tmp_path_factory, artifacts, served_folder):
     """One real server per module on a free loopback port; v1 (seed 0) active for every task.
 
     resident_cap=0 so that swaps unload a retired version as soon as its last request ends."""
-    from adapters.registry import Registry
     from service.server import server_env, start_server, stop_server, wait_ready
 
     root = tmp_path_factory.mktemp("live")
-    store = root / "store"
-    registry = Registry(store)
-    for task, path in artifacts[0].items():
-        registry.push(path, task=task, activate=True)
+    store = active_store(root / "store", artifacts[0])
     env = server_env(store=store, backbone=served_folder, device="cpu", admin_tokens=ADMIN_TOKEN,
                      predict_tokens=PREDICT_TOKEN, poll_interval_s=0.3, resident_cap=0, threads=1)
     env["PYTHONUNBUFFERED"] = "1"  # the log file is read while the server runs

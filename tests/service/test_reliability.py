@@ -85,6 +85,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import active_store
 import torch
 
 CANARY = "PHI-CANARY-5e1d77"
@@ -114,13 +116,7 @@ def build(store, served_folder, poll: bool = False, **overrides):
 
 
 def push_all(store: Path, artifacts: dict, tasks=None) -> Path:
-    from adapters.registry import Registry
-
-    registry = Registry(store)
-    for task, path in artifacts.items():
-        if tasks is None or task in tasks:
-            registry.push(path, task=task, activate=True)
-    return store
+    return active_store(store, {t: p for t, p in artifacts.items() if tasks is None or t in tasks})
 
 
 def predict(client, task: str, **kwargs):

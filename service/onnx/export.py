@@ -1,0 +1,248 @@
+"""Export an adapter artifact on its backbone to ONNX (design A: LoRA merged, head included).
+
+Each exported graph takes ``input_ids`` [B, T] and ``attention_mask`` [B, T] (int64), plus
+``markers`` [B, 2] (int64) for pair tasks, and returns ``logits``: [B, L] for sequence and
+pair tasks, [B, T, L] for token tasks. B and T are dynamic.
+
+Files are cached under a folder keyed by the artifact's content hash, the backbone's
+fingerprint, the variant (``fp32`` or ``int8``) and this exporter's format version; a
+folder missing any of its files is rebuilt.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from adapters.artifact import ARTIFACT_FILES, Artifact, ArtifactError, Method, check_base, load_artifact
+from adapters.backbones import Backbone
+from adapters.bank import lora_weights
+from adapters.tasks import TaskKind
+
+EXPORT_FORMAT = "bedside-onnx/1"  # bump when the graph layout changes: old caches stop matching
+OPSET = 17
+VARIANTS = ("fp32", "int8")
+MODEL_FILE = "model.onnx"  # the graph a session runs (optimised; quantised for int8)
+RAW_FILE = "raw.onnx"  # fp32 only: the graph straight out of torch.onnx.export
+META_FILE = "meta.json"
+
+
+class ExportError(ValueError):
+    """An artifact cannot be exported (method not supported, base mismatch, ...)."""
+
+
+# -- the exported module --------------------------------------------------------------
+def merged_encoder(backbone: Backbone, artifact: Artifact) -> nn.Module:
+    """A copy of the base encoder with the artifact's weights folded in (W + B·scale·A)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    m = artifact.manifest
+    if any(isinstance(module, BaseTunerLayer) for module in backbone.encoder.modules()):
+        raise ExportError("the backbone's encoder has PEFT layers injected (it is in use by a model): "
+                          "export from a freshly loaded backbone")
+    encoder = copy.deepcopy(backbone.encoder).float().cpu().eval()
+    if m.method is Method.full:
+        encoder.load_state_dict(artifact.encoder_state, strict=True)
+    elif m.method is Method.lora:
+        if getattr(artifact.peft_config, "use_dora", False):
+            raise ExportError("DoRA adapters are not exported")
+        with torch.no_grad():
+            for path, (a, b_scaled) in lora_weights(artifact.peft_config, artifact.peft_state).items():
+                try:
+                    layer = encoder.get_submodule(path)
+                except AttributeError:
+                    raise ExportError(f"LoRA target {path} is not in the base") from None
+                if not isinstance(layer, nn.Linear):
+                    raise ExportError(f"LoRA target {path} is not a Linear layer")
+                layer.weight += b_scaled.to(layer.weight.dtype) @ a.to(layer.weight.dtype)
+    else:
+        raise ExportError(f"method {m.method.value!r} is not exported to ONNX (lora and full are)")
+    # Eager attention: the plain MatMul/Softmax pattern that onnxruntime's optimiser fuses.
+    try:
+        encoder.set_attn_implementation("eager")
+    except (AttributeError, ValueError):
+        encoder.config._attn_implementation = "eager"
+    return encoder
+
+
+class MergedAdapter(nn.Module):
+    """Encoder + head as one function of tensors (what the graph computes)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, kind: TaskKind) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.classifier = head.classifier  # dropout is a no-op in eval
+        self.kind = TaskKind(kind)
+
+    def forward(self, input_ids, attention_mask, markers=None):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.kind is TaskKind.sequence:
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            features = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        elif self.kind is TaskKind.token:
+            features = hidden
+        else:
+            index = markers.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+            features = hidden.gather(1, index).flatten(1)
+        return self.classifier(features)
+
+
+def build_merged(artifact: Artifact, backbone: Backbone) -> MergedAdapter:
+    m = artifact.manifest
+    check_base(m, backbone.fingerprint, backbone.name)
+    if m.base.hidden_size != backbone.hidden_size:
+        raise ArtifactError("head hidden size does not match the base")
+    return MergedAdapter(merged_encoder(backbone, artifact), artifact.build_head().eval(), m.task.kind).eval()
+
+
+def input_names(kind: TaskKind) -> list[str]:
+    return ["input_ids", "attention_mask"] + (["markers"] if TaskKind(kind) is TaskKind.pair else [])
+
+
+def export_onnx(module: MergedAdapter, path: Path, pad_id: int = 0) -> Path:
+    """``torch.onnx.export`` (TorchScript exporter) with dynamic batch and length."""
+    names = input_names(module.kind)
+    ids = torch.full((2, 8), pad_id, dtype=torch.long)
+    ids[:, 0] = 1
+    mask = torch.ones((2, 8), dtype=torch.long)
+    mask[1, 5:] = 0
+    args = (ids, mask) + ((torch.tensor([[1, 3], [2, 4]], dtype=torch.long),) if len(names) == 3 else ())
+    dynamic = {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
+               "markers": {0: "batch"},
+               "logits": {0: "batch", 1: "length"} if module.kind is TaskKind.token else {0: "batch"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(path), input_names=names, output_names=["logits"],
+                          dynamic_axes={k: v for k, v in dynamic.items() if k in names or k == "logits"},
+                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    return path
+
+
+# -- optimisation and quantisation ----------------------------------------------------------
+def optimize(raw: Path, out: Path, num_heads: int, hidden_size: int) -> dict[str, int]:
+    """onnxruntime's BERT optimiser (CPU); return its fused-operator counts."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model = optimize_model(str(raw), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
+                           use_gpu=False)
+    stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items()}
+    model.save_model_to_file(str(out))
+    return stats
+
+
+def quantize_int8(src: Path, out: Path) -> None:
+    """Dynamic quantisation: int8 weights, activations quantised at run time (CPU)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Fused contrib ops (Attention, SkipLayerNormalization) defeat shape inference: say the
+    # untyped tensors are float.
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+# -- cache ------------------------------------------------------------------------------
+def artifact_sha256(path: str | Path) -> str:
+    """sha256 over an artifact's files (name and content, in name order)."""
+    folder = Path(path)
+    digest = hashlib.sha256()
+    for name in sorted(ARTIFACT_FILES):
+        file = folder / name
+        if file.is_file():
+            digest.update(name.encode() + b"\0")
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def cache_key(artifact_path: str | Path, backbone_fingerprint: str, variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}")
+    text = "\n".join([EXPORT_FORMAT, f"opset={OPSET}", artifact_sha256(artifact_path), backbone_fingerprint, variant])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("BEDSIDE_ONNX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bedside", "onnx")
+    return Path(root)
+
+
+@dataclass
+class Exported:
+    """One cached export: its folder, the graph to run, and what was done to it."""
+
+    folder: Path
+    variant: str
+    kind: TaskKind
+    meta: dict = field(default_factory=dict)
+    built: bool = False  # False: reused from the cache
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL_FILE
+
+    @property
+    def fused_ops(self) -> dict[str, int]:
+        return self.meta.get("fused_ops", {})
+
+    def files(self) -> dict[str, int]:
+        return {p.name: p.stat().st_size for p in sorted(self.folder.iterdir()) if p.is_file()}
+
+
+def _expected_files(variant: str) -> list[str]:
+    return [MODEL_FILE, META_FILE] + ([RAW_FILE] if variant == "fp32" else [])
+
+
+def _complete(folder: Path, variant: str) -> bool:
+    return all((folder / name).is_file() for name in _expected_files(variant))
+
+
+def export_artifact(artifact_dir: str | Path, backbone: Backbone, cache_dir: str | Path | None = None,
+                    variant: str = "fp32", rebuild: bool = False) -> Exported:
+    """Export (or reuse) one artifact's ONNX graph for ``variant`` (fp32 or int8)."""
+    artifact_dir = Path(artifact_dir)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(artifact_dir, backbone.fingerprint, variant)
+    folder = cache / key
+    if not rebuild and _complete(folder, variant):
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        return Exported(folder, variant, TaskKind(meta["kind"]), meta, built=False)
+
+    artifact = load_artifact(artifact_dir)
+    m = artifact.manifest
+    check_base(m, backbone.fingerprint, backbone.name)
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache))
+    try:
+        meta = {"format": EXPORT_FORMAT, "opset": OPSET, "variant": variant, "kind": m.task.kind.value,
+                "adapter": m.name, "adapter_version": m.version, "task": m.task.name,
+                "labels": list(m.task.labels), "artifact_sha256": artifact_sha256(artifact_dir),
+                "backbone": backbone.name, "backbone_fingerprint": backbone.fingerprint,
+                "inputs": input_names(m.task.kind), "pad_id": backbone.tokenizer.pad_token_id or 0}
+        if variant == "fp32":
+            export_onnx(build_merged(artifact, backbone), work / RAW_FILE, meta["pad_id"])
+            config = backbone.encoder.config
+            meta["fused_ops"] = optimize(work / RAW_FILE, work / MODEL_FILE, config.num_attention_heads,
+                                         config.hidden_size)
+        else:
+            fp32 = export_artifact(artifact_dir, backbone, cache, "fp32", rebuild=False)
+            meta["fused_ops"] = fp32.fused_ops
+            meta["quantized_from"] = fp32.folder.name
+            quantize_int8(fp32.model_path, work / MODEL_FILE)
+        (work / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(work, folder)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return Exported(folder, variant, m.task.kind, meta, built=True)

@@ -1,0 +1,152 @@
+"""onnxruntime sessions with an explicit, checked provider, and a runner over EncodedRows.
+
+A session is opened with an explicit provider list and its first provider is checked:
+onnxruntime otherwise falls back to CPU silently (for example when the CUDA libraries
+do not load), and a GPU service would then quietly run at CPU speed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adapters.encoding import EncodedRow, Encoder
+from adapters.tasks import TaskKind, TaskSpec
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+class ProviderError(RuntimeError):
+    """The asked-for execution provider is not the one the session runs on."""
+
+
+def default_provider() -> str:
+    """CUDA when torch sees a GPU and this onnxruntime build has the CUDA provider, else CPU."""
+    import onnxruntime as ort
+
+    if torch.cuda.is_available() and CUDA in ort.get_available_providers():
+        return CUDA
+    return CPU
+
+
+def open_session(path: str | Path, provider: str | None = None, threads: int | None = None):
+    """An InferenceSession on exactly ``provider`` (default: :func:`default_provider`).
+
+    Raises :class:`ProviderError` when this onnxruntime does not offer the provider, or
+    when the session came up on another one (a silent fall-back)."""
+    import onnxruntime as ort
+
+    want = provider or default_provider()
+    available = ort.get_available_providers()
+    if want not in available:
+        raise ProviderError(f"execution provider {want!r} is not available in this onnxruntime "
+                            f"(available: {', '.join(available)})")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # errors only: a failed provider is reported by the check below
+    providers = [want] if want == CPU else [want, CPU]  # CPU only for nodes the accelerator lacks
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ProviderError(f"could not open {path} on {want}: {exc}") from exc
+    got = session.get_providers()
+    if not got or got[0] != want:
+        raise ProviderError(f"asked for {want} but the session runs on {got[0] if got else 'nothing'} "
+                            f"(onnxruntime fell back; is the {want} runtime installed and a device present?)")
+    return session
+
+
+def pad(rows: list[EncodedRow], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad rows like :meth:`MultiAdapterModel.pad` (int64 ids and 0/1 mask)."""
+    width = max(len(row) for row in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row.input_ids
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+class OnnxRunner:
+    """Runs one exported adapter graph on EncodedRows; logits per row as torch tensors."""
+
+    def __init__(self, session, kind: TaskKind, pad_id: int = 0) -> None:
+        self.session = session
+        self.kind = TaskKind(kind)
+        self.pad_id = pad_id
+        self.inputs = [i.name for i in session.get_inputs()]
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def feeds(self, rows: list[EncodedRow]) -> dict[str, np.ndarray]:
+        ids, mask = pad(rows, self.pad_id)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self.kind is TaskKind.pair:
+            feeds["markers"] = np.asarray([row.markers for row in rows], dtype=np.int64).reshape(len(rows), 2)
+        return {k: v for k, v in feeds.items() if k in self.inputs}
+
+    def __call__(self, rows: list[EncodedRow]) -> list[torch.Tensor]:
+        """[L] per row, or [words kept, L] for token rows (logits at ``row.word_starts``)."""
+        if not rows:
+            return []
+        (logits,) = self.session.run(["logits"], self.feeds(rows))
+        packed = torch.from_numpy(logits)
+        if self.kind is TaskKind.token:
+            return [row_logits[row.word_starts] for row_logits, row in zip(packed, rows)]
+        return list(packed.unbind(0))
+
+
+@dataclass
+class OnnxSlot:
+    """What :class:`~adapters.predict.Predictor` reads from a slot: task and tokenisation."""
+
+    name: str
+    task: TaskSpec
+    encoder: Encoder
+    runner: OnnxRunner
+
+
+class OnnxModel:
+    """Exported adapters behind the ``model(rows, names)`` call of MultiAdapterModel, so
+    :class:`~adapters.predict.Predictor` can decode its output. Mixed batches run one
+    session per adapter (design A has one graph per adapter)."""
+
+    def __init__(self, tokenizer, provider: str | None = None, threads: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.provider = provider
+        self.threads = threads
+        self.slots: dict[str, OnnxSlot] = {}
+
+    def add(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> OnnxSlot:
+        """Open ``exported`` (an :class:`~service.onnx.export.Exported`) as adapter ``name``."""
+        if name in self.slots:
+            raise KeyError(f"adapter {name!r} is already loaded")
+        session = open_session(exported.model_path, self.provider, self.threads)
+        runner = OnnxRunner(session, task.kind, exported.meta.get("pad_id", self.tokenizer.pad_token_id or 0))
+        slot = OnnxSlot(name, task, Encoder(self.tokenizer, task, max_length=max_length), runner)
+        self.slots[name] = slot
+        return slot
+
+    def remove(self, name: str) -> None:
+        del self.slots[name]
+
+    def __call__(self, rows: list[EncodedRow], names: list[str]) -> list[torch.Tensor]:
+        if len(rows) != len(names):
+            raise ValueError("one adapter name per row")
+        outputs: list[torch.Tensor | None] = [None] * len(rows)
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(name, []).append(i)
+        for name, index in groups.items():
+            for i, logits in zip(index, self.slots[name].runner([rows[i] for i in index])):
+                outputs[i] = logits
+        return outputs
+
+    forward = __call__

@@ -1,0 +1,233 @@
+"""ONNX export (design A: LoRA merged, head in the graph) against the torch model, on the tiny base."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from adapters.artifact import build_model, load_artifact  # noqa: E402
+from adapters.predict import Predictor  # noqa: E402
+from adapters.tiny import tiny_backbone  # noqa: E402
+from service.onnx.export import ExportError, export_artifact  # noqa: E402
+from service.onnx.session import CPU, CUDA, OnnxModel, ProviderError, open_session  # noqa: E402
+from tests.helpers import save_task_artifacts  # noqa: E402
+
+TASKS = ("mortality", "length_of_stay", "ner", "relations")
+TEXTS = [
+    "septic shock , intubated and started on iv vancomycin for pneumonia in the icu",
+    "stable",
+    "chest pain treated with iv lasix after troponin",
+    "no fever , cough improved",
+]
+PAIRS = [
+    {"text": "lasix was given for edema", "head": {"start": 0, "end": 5}, "tail": {"start": 20, "end": 25}},
+    {"text": "the patient with severe chest pain was given aspirin and heparin in the icu after the ecg",
+     "head": {"start": 24, "end": 34}, "tail": {"start": 45, "end": 52}},
+    {"text": "ct scan showed pneumonia", "head": {"start": 0, "end": 7}, "tail": {"start": 15, "end": 24}},
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_artifacts(tmp_path_factory):
+    # A backbone of its own: building the artifacts injects PEFT layers into it.
+    return save_task_artifacts(tmp_path_factory.mktemp("onnx-artifacts"), tiny_backbone(seed=0), seed=0)
+
+
+@pytest.fixture(scope="module")
+def base():
+    return tiny_backbone(seed=0)  # never wrapped by PEFT: what the exporter copies
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+def _rows_and_reference(artifact_dir, task):
+    model = build_model(load_artifact(artifact_dir), tiny_backbone(seed=0), task)
+    predictor = Predictor(model, task)
+    items = PAIRS if task == "relations" else TEXTS
+    rows = [predictor.encode(item)[0] for item in items]
+    assert len({len(row) for row in rows}) > 1, "rows of different lengths exercise padding"
+    with torch.inference_mode():
+        reference = model(rows, [task] * len(rows))
+    return rows, reference, items, predictor
+
+
+def _onnx_model(base, exported, artifact_dir, task):
+    manifest = load_artifact(artifact_dir).manifest
+    model = OnnxModel(base.tokenizer, provider=CPU)
+    model.add(task, exported, manifest.task, manifest.max_length)
+    return model
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_fp32_matches_torch(task, onnx_artifacts, base, cache):
+    rows, reference, items, predictor = _rows_and_reference(onnx_artifacts[task], task)
+    exported = export_artifact(onnx_artifacts[task], base, cache, "fp32")
+    assert exported.fused_ops.get("Attention") == 2  # the optimiser fused both layers' attention
+    model = _onnx_model(base, exported, onnx_artifacts[task], task)
+    outputs = model(rows, [task] * len(rows))
+    assert [o.shape for o in outputs] == [r.shape for r in reference]
+    diff = max((torch.softmax(o, -1) - torch.softmax(r, -1)).abs().max().item() for o, r in zip(outputs, reference))
+    assert diff <= 1e-3
+    # The Predictor decodes ONNX logits like torch ones: same labels / entity spans.
+    onnx_answers = Predictor(model, task).predict(items)
+    torch_answers = predictor.predict(items)
+    key = "entities" if task == "ner" else "label"
+    assert [a[key] if key == "label" else [(e["start"], e["end"], e["type"]) for e in a[key]]
+            for a in onnx_answers] == [a[key] if key == "label" else [(e["start"], e["end"], e["type"]) for e in a[key]]
+                                       for a in torch_answers]
+
+
+@pytest.mark.parametrize("task", ["mortality", "ner", "relations"])
+def test_int8_runs_and_is_finite(task, onnx_artifacts, base, cache):
+    rows, reference, _, _ = _rows_and_reference(onnx_artifacts[task], task)
+    exported = export_artifact(onnx_artifacts[task], base, cache, "int8")
+    fp32 = export_artifact(onnx_artifacts[task], base, cache, "fp32")
+    assert exported.model_path.stat().st_size < fp32.model_path.stat().st_size
+    outputs = _onnx_model(base, exported, onnx_artifacts[task], task)(rows, [task] * len(rows))
+    assert [o.shape for o in outputs] == [r.shape for r in reference]
+    assert all(torch.isfinite(o).all() for o in outputs)
+
+
+def test_mixed_batch_of_adapters(onnx_artifacts, base, cache):
+    model = OnnxModel(base.tokenizer, provider=CPU)
+    for task in ("mortality", "ner"):
+        manifest = load_artifact(onnx_artifacts[task]).manifest
+        model.add(task, export_artifact(onnx_artifacts[task], base, cache, "fp32"), manifest.task, manifest.max_length)
+    seq = Predictor(model, "mortality").encode(TEXTS[0])[0]
+    tok = Predictor(model, "ner").encode(TEXTS[2])[0]
+    mixed = model([seq, tok, seq], ["mortality", "ner", "mortality"])
+    alone = model([tok], ["ner"])[0]
+    assert mixed[0].shape == (2,) and torch.equal(mixed[0], mixed[2])
+    assert mixed[1].shape == alone.shape and torch.allclose(mixed[1], alone, atol=1e-5)
+
+
+def test_unavailable_provider_raises(onnx_artifacts, base, cache):
+    exported = export_artifact(onnx_artifacts["mortality"], base, cache, "fp32")
+    with pytest.raises(ProviderError, match="not available"):
+        open_session(exported.model_path, "NoSuchExecutionProvider")
+    assert open_session(exported.model_path, CPU).get_providers()[0] == CPU
+
+
+def test_cuda_is_never_a_silent_fallback(onnx_artifacts, base, cache):
+    """Where CUDA cannot run (no GPU, no CUDA libraries) the session must not quietly use the CPU."""
+    import onnxruntime as ort
+
+    if CUDA not in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has no CUDA provider")
+    exported = export_artifact(onnx_artifacts["mortality"], base, cache, "fp32")
+    try:
+        session = open_session(exported.model_path, CUDA)
+    except ProviderError:
+        return
+    assert session.get_providers()[0] == CUDA
+
+
+def test_fallback_is_detected(onnx_artifacts, base, cache, monkeypatch):
+    import onnxruntime as ort
+
+    class FellBack:  # what onnxruntime does when a provider fails to load: runs on CPU anyway
+        def __init__(self, path, sess_options=None, providers=None):
+            self.providers = providers
+
+        def get_providers(self):
+            return [CPU]
+
+    exported = export_artifact(onnx_artifacts["mortality"], base, cache, "fp32")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["FakeExecutionProvider", CPU])
+    monkeypatch.setattr(ort, "InferenceSession", FellBack)
+    with pytest.raises(ProviderError, match="fell back"):
+        open_session(exported.model_path, "FakeExecutionProvider")
+
+
+def test_cache_reuses_and_rebuilds(onnx_artifacts, base, tmp_path):
+    first = export_artifact(onnx_artifacts["length_of_stay"], base, tmp_path, "fp32")
+    assert first.built
+    stamps = {p.name: p.stat().st_mtime_ns for p in first.folder.iterdir()}
+    again = export_artifact(onnx_artifacts["length_of_stay"], base, tmp_path, "fp32")
+    assert not again.built and again.folder == first.folder
+    assert {p.name: p.stat().st_mtime_ns for p in again.folder.iterdir()} == stamps
+    (first.folder / "model.onnx").unlink()
+    rebuilt = export_artifact(onnx_artifacts["length_of_stay"], base, tmp_path, "fp32")
+    assert rebuilt.built and rebuilt.model_path.is_file()
+    # int8 has its own key; a different variant never reuses fp32's folder.
+    int8 = export_artifact(onnx_artifacts["length_of_stay"], base, tmp_path, "int8")
+    assert int8.folder != first.folder and int8.built
+    assert not export_artifact(onnx_artifacts["length_of_stay"], base, tmp_path, "int8").built
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no work folders left
+
+
+def test_other_base_is_refused(onnx_artifacts, tmp_path):
+    from adapters.artifact import ArtifactError
+
+    with pytest.raises(ArtifactError, match="different base"):
+        export_artifact(onnx_artifacts["mortality"], tiny_backbone(seed=1), tmp_path, "fp32")
+
+
+def test_backbone_in_use_by_peft_is_refused(onnx_artifacts, tmp_path):
+    wrapped = tiny_backbone(seed=0)
+    build_model(load_artifact(onnx_artifacts["mortality"]), wrapped, "mortality")  # injects LoRA layers
+    with pytest.raises(ExportError, match="PEFT layers"):
+        export_artifact(onnx_artifacts["mortality"], wrapped, tmp_path, "fp32")
+
+
+def test_cli_export(onnx_artifacts, served_folder, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from service.onnx.cli import app as export_app
+
+    app = typer.Typer()  # mounted as the root CLI mounts it: `bedside export onnx`
+    app.add_typer(export_app, name="export")
+    args = ["export", "onnx", "--adapter", str(onnx_artifacts["relations"]), "--backbone", str(served_folder),
+            "--out", str(tmp_path), "--int8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "model.onnx" in result.output and "Attention" in result.output
+    assert "provider: CPUExecutionProvider" in result.output or "provider: CUDAExecutionProvider" in result.output
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "(cached)" in again.output and "(exported)" not in again.output
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2  # fp32 and int8
+
+
+# -- design B: one shared encoder graph, LoRA weights as inputs ------------------------------
+def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cache):
+    from adapters.artifact import attach
+    from adapters.multi import MultiAdapterModel
+    from service.onnx.shared import SharedOnnxModel, export_shared, linear_targets
+
+    artifacts = {task: load_artifact(onnx_artifacts[task]) for task in TASKS}
+    reference = MultiAdapterModel(tiny_backbone(seed=0))
+    for task in TASKS:
+        attach(reference, artifacts[task], task)
+    reference.eval()
+    graph, meta = export_shared(base, linear_targets(base), cache)
+    shared = SharedOnnxModel(base, graph, meta, provider=CPU)
+    for task in TASKS:
+        shared.add(task, artifacts[task])
+    rows, names = [], []
+    for task in TASKS:
+        predictor = Predictor(reference, task)
+        for item in (PAIRS[:2] if task == "relations" else TEXTS[:2] if task != "ner" else TEXTS[1:3]):
+            rows.append(predictor.encode(item)[0])
+            names.append(task)
+    order = [5, 0, 7, 2, 4, 1, 6, 3]  # interleave adapters and lengths
+    rows, names = [rows[i] for i in order], [names[i] for i in order]
+    with torch.inference_mode():
+        expected = reference(rows, names)
+    got = shared(rows, names)
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    assert max((torch.softmax(g, -1) - torch.softmax(e, -1)).abs().max().item()
+               for g, e in zip(got, expected)) <= 1e-3
+    # A swap re-packs the inputs; the graph and its session stay.
+    session = shared.session
+    shared.remove("ner")
+    shared.add("ner", artifacts["ner"])
+    again = shared(rows, names)
+    assert shared.session is session
+    assert all(torch.allclose(a, g, atol=1e-5) for a, g in zip(again, got))
+    assert export_shared(base, linear_targets(base), cache)[0] == graph  # cached

@@ -76,7 +76,7 @@ class Runtime:
             torch.set_num_threads(settings.threads)
         self.device = pick_device(settings.device)
         self.backbone = load_backbone(settings.backbone, device=self.device)
-        self.model = MultiAdapterModel(self.backbone).eval()
+        self.model = MultiAdapterModel(self.backbone, lora=settings.lora_path).eval()
         self.registry = Registry(settings.store, backbone=self.backbone)
         self.lock = threading.RLock()  # model mutations and forwards
         self._leases = threading.Lock()  # lease counts only: never held across a forward

@@ -16,6 +16,8 @@ class ServiceSettings(BaseSettings):
     backbone: str = Field("embedded", description="shared base: embedded, a folder or a hub id")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     backend: str = Field("torch", description="inference backend: torch")
+    lora_path: str = Field("bank", description="how LoRA runs: bank (one pass per layer for mixed batches) "
+                           "or peft (PEFT's per-adapter loop)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
 
     max_items: int = Field(64, ge=1, description="texts/items per request at most")
@@ -35,6 +37,13 @@ class ServiceSettings(BaseSettings):
     predict_tokens_file: Path | None = None
     admin_tokens_file: Path | None = None
     max_upload_bytes: int = Field(512 << 20, ge=1024, description="admin upload limit")
+
+    @field_validator("lora_path")
+    @classmethod
+    def _known_lora_path(cls, value: str) -> str:
+        if value not in {"bank", "peft"}:
+            raise ValueError("lora_path must be bank or peft")
+        return value
 
     @field_validator("backend")
     @classmethod

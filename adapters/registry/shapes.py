@@ -34,7 +34,8 @@ def base_linear_shape(base_encoder, module: str) -> tuple[int, int]:
         layer = base_encoder.get_submodule(module)
     except AttributeError:
         raise BaseMismatch(f"the served base has no module {module!r}: adapter trained on another base?") from None
-    layer = getattr(layer, "base_layer", layer)  # the served encoder may already carry LoRA wrappers
+    # The served encoder may already carry LoRA wrappers: PEFT's `.base_layer`, a bank's `.base`.
+    layer = getattr(layer, "base_layer", None) or getattr(layer, "base", None) or layer
     sizes = (getattr(layer, "in_features", None), getattr(layer, "out_features", None))
     if not all(isinstance(size, int) for size in sizes):
         raise ForbiddenConfig(f"module {module!r} is not a Linear layer; only Linear layers take adapters")

@@ -30,13 +30,17 @@ def fresh_backbone(backbone):
 def pristine_encoder(encoder):
     """A deep copy without adapters. A served encoder usually carries PEFT layers already:
     rebuild it from its config and its base weights (``...query.base_layer.weight`` -> ``...query.weight``)."""
-    if not any(hasattr(m, "base_layer") for m in encoder.modules()):
+    from ..bank import BankedLinear
+
+    banked = any(isinstance(m, BankedLinear) for m in encoder.modules())
+    if not banked and not any(hasattr(m, "base_layer") for m in encoder.modules()):
         return copy.deepcopy(encoder)
     from ..backbones import drop_pooler
 
     clean = type(encoder)(copy.deepcopy(encoder.config))
     drop_pooler(clean)
-    state = {k.replace(".base_layer.", "."): v for k, v in encoder.state_dict().items()
+    # PEFT wraps a layer as `.base_layer`, a LoRA bank as `.base`; either way keep only the base weights.
+    state = {k.replace(".base_layer.", ".").replace(".base.", "."): v for k, v in encoder.state_dict().items()
              if ".lora_" not in k and ".ia3_" not in k}
     clean.load_state_dict(state, strict=True)
     return clean.eval().to(next(encoder.parameters()).device)

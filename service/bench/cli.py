@@ -114,9 +114,11 @@ def soak(
                                         "errors_by_status", "p50_ms_first", "p50_ms_last", "p99_ms_first",
                                         "p99_ms_last", "p99_drift_ms", "p99_max_ms", "rss_mb_start",
                                         "rss_mb_first", "rss_mb_last", "rss_drift_mb", "rss_mb_max")}
-    headline = {"capacity_rps": summary["capacity"]["capacity_rps"], **headline,
+    headline = {"capacity_rps": summary["capacity"]["capacity_rps"],
+                "capacity_after_rps": summary["capacity_after"]["capacity_rps"], **headline,
                 "swaps": len(summary["swaps"]),
-                "swap_pickup_s_max": max((s["picked_up_s"] or float("nan") for s in summary["swaps"]),
+                "swaps_not_picked_up": sum(s["picked_up_s"] is None for s in summary["swaps"]),
+                "swap_pickup_s_max": max((s["picked_up_s"] for s in summary["swaps"] if s["picked_up_s"] is not None),
                                          default=float("nan"))}
     columns = ["window", "t_end_s", "requests", "errors", "p50_ms", "p99_ms", "rss_mb", "load_1m"]
     md = report.write(folder, "soak", rows, columns, {"store": str(store), "backbone": backbone, "device": device,
@@ -124,7 +126,8 @@ def soak(
                                                       **summary["plan"]},
                       plots=plots, summary={**headline, "swap_task_versions": summary["swap_task_versions"],
                                             "swap_versions_answered": summary["swap_versions_answered"],
-                                            "capacity": summary["capacity"], "swap_events": summary["swaps"]})
+                                            "capacity": summary["capacity"], "capacity_after": summary["capacity_after"],
+                                            "swap_events": summary["swaps"]})
     console.print(md.read_text().split("machine:")[0])
     console.print(f"written to {folder}")
     if summary["server_errors"]:

@@ -1,7 +1,8 @@
 """Soak test: a real server under open-loop mixed load for minutes, with adapter swaps.
 
 1. Capacity: closed-loop clients send mixed-task requests back to back for a short burst; the
-   answered requests per second (after a warm-up) is the capacity.
+   answered requests per second (after a warm-up) is the capacity. A second burst after the load
+   shows whether the machine (shared with other jobs) changed meanwhile.
 2. Load: an open-loop client sends requests at ``rate_fraction`` x capacity (Poisson arrivals,
    mixed tasks) for the given time; a request never waits for another, and at most
    ``max_inflight`` are outstanding (beyond that an arrival is counted as ``dropped``, not sent).
@@ -143,8 +144,13 @@ async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: flo
         end = t0 + plan.seconds
 
         async def one(task: str, body: dict, sent: float) -> None:
-            status, latency, version = await _send(client, body)
-            records.append((sent, task, status, latency, version))
+            try:
+                status, _, version = await _send(client, body)
+            except asyncio.CancelledError:  # still unanswered when the run ended
+                records.append((sent, task, "unfinished", float("nan"), None))
+                raise
+            # from the scheduled arrival, so a client running late cannot hide queueing
+            records.append((sent, task, status, time.monotonic() - t0 - sent, version))
 
         async def arrivals() -> None:
             pending: set[asyncio.Task] = set()
@@ -159,7 +165,10 @@ async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: flo
                 pending.add(job)
                 job.add_done_callback(pending.discard)
             if pending:
-                await asyncio.wait(pending, timeout=plan.timeout_s + 5)
+                _, late = await asyncio.wait(pending, timeout=plan.timeout_s + 5)
+                for job in late:
+                    job.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
 
         async def sampler() -> None:
             k = 1
@@ -179,7 +188,10 @@ async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: flo
                 await asyncio.to_thread(registry.activate, plan.swap_task, target, "soak")
                 seen = None
                 while seen is None and time.monotonic() < min(end, began + 30):
-                    status = (await client.get("/status")).json()["tasks"][plan.swap_task]
+                    try:
+                        status = (await client.get("/status")).json()["tasks"][plan.swap_task]
+                    except (httpx.HTTPError, ValueError, KeyError):
+                        status = {}
                     if status.get("version") == target:
                         seen = time.monotonic() - began
                     else:
@@ -219,7 +231,7 @@ def summarise(capacity: dict, rate: float, load: dict, rows: list[dict], plan: P
     first, last = rows[0], rows[-1]
     swap_versions = sorted({r[4] for r in records if r[1] == plan.swap_task and r[4]})
     return {
-        "plan": asdict(plan), "capacity": capacity, "target_rps": rate,
+        "plan": asdict(plan), "capacity": capacity, "capacity_after": load["capacity_after"], "target_rps": rate,
         "achieved_rps": len(records) / plan.seconds, "requests": len(records), "dropped": load["dropped"],
         "errors": sum(errors.values()), "error_pct": 100 * sum(errors.values()) / max(1, len(records)),
         "errors_by_status": errors,
@@ -252,6 +264,7 @@ def soak(store: Path, backbone: str, plan: Plan, log_file: Path, device: str = "
         capacity = asyncio.run(_capacity(url, plan))
         rate = plan.rate_fraction * capacity["capacity_rps"]
         load = asyncio.run(run_load(url, process.pid, store, plan, rate))
+        load["capacity_after"] = asyncio.run(_capacity(url, plan))  # the machine may have changed meanwhile
     finally:
         stop_server(process)
     rows = windows(load["records"], load["rss"], plan)

@@ -58,3 +58,13 @@ def test_bank_refuses_weights_that_do_not_fit(saved):
     with pytest.raises(ValueError):
         wide.add_adapter("m", art.manifest.task, art.build_head(), art.peft_config, art.peft_state)
     assert not wide.slots and all(not b.adapters for b in wide.banks.banks.values())
+
+
+def test_registry_smoke_copy_of_a_banked_encoder_is_the_pristine_base(saved):
+    from adapters.backbones import fingerprint
+    from adapters.registry.smoke import pristine_encoder
+
+    bank = load(saved, "bank")
+    clean = pristine_encoder(bank.backbone.encoder)
+    assert fingerprint(clean) == tiny_backbone(seed=0).fingerprint
+    assert not any(type(m).__name__ == "BankedLinear" for m in clean.modules())

@@ -1,5 +1,6 @@
 """A short soak (``bedside bench soak``) against a real ``bentoml serve`` on the tiny base:
-a capacity burst, ~20 s of open-loop mixed load, two swaps picked up by polling.
+2.5 s capacity bursts before and after 15 s of open-loop mixed load (~20 s of load in all),
+two swaps picked up by polling.
 
 The load runs at half the measured capacity, not the command's default 70 %: on a shared 2-core
 machine other jobs take cores between the burst and the load, and the test must not turn their
@@ -11,7 +12,7 @@ import json
 
 from typer.testing import CliRunner
 
-LOAD_S = 18
+LOAD_S = 15
 MAX_P99_MS = 10_000  # bounded: a third of the request timeout (typical p99 here: 0.1-2 s, CPU shared)
 
 
@@ -36,7 +37,7 @@ def test_short_soak_has_no_server_errors_bounded_latency_and_swaps(tmp_path, art
     assert summary["capacity_rps"] > 0 and summary["requests"] > 0.5 * summary["target_rps"] * LOAD_S, summary
     assert summary["errors_by_status"] == {}, summary["errors_by_status"]  # no 5xx, no connection errors, no 429
     assert summary["dropped"] == 0
-    assert len(rows) == 6 and all(r["requests"] > 0 for r in rows)
+    assert len(rows) == 5 and all(r["requests"] > 0 for r in rows)
     assert summary["p99_max_ms"] < MAX_P99_MS, [r["p99_ms"] for r in rows]
     events = summary["swap_events"]
     assert len(events) == 2 and all(e["picked_up_s"] is not None and e["picked_up_s"] < 5 for e in events), events

@@ -1,26 +1,22 @@
 """LoRA adapters as banks on the base's Linear layers: one mixed-batch forward, no per-adapter loop.
 
 Each wrapped Linear keeps every resident adapter's ``A`` (r x in) and ``B·scale``
-(out x r) packed side by side. For a batch whose rows use different adapters,
-``x @ A_all^T`` gives every adapter's low-rank features at once; a 0/1 mask keeps
-each row's own features, and ``@ B_all^T`` adds its delta. Zeros contribute
-exactly nothing, so each row gets the same result as its adapter alone, at the
-cost of two thin matmuls per layer (the Punica/S-LoRA idea, for CPU and GPU).
+(out x r). The model orders a batch so each adapter's rows are contiguous; each
+run of rows then goes through its own weights: ``W + B·A`` merged on the fly for
+long runs (one GEMM, no overhead but a small rank-r update), or the base plus
+``(x·Aᵀ)·Bᵀ`` for short ones. No per-adapter masks, no Python loop over rows,
+and no adapter's weights are ever merged into the shared base.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-
-@dataclass
-class _Packed:
-    a: torch.Tensor  # [R, in]
-    b: torch.Tensor  # [out, R]
-    spans: dict[str, tuple[int, int]]  # adapter -> column range in R
+# Segments with at least this many tokens merge W + B·A on the fly (one GEMM, no extra
+# low-rank passes); shorter ones add (x·Aᵀ)·Bᵀ, cheaper than writing a merged matrix.
+MERGE_MIN_TOKENS = 256
 
 
 class BankedLinear(nn.Module):
@@ -28,51 +24,39 @@ class BankedLinear(nn.Module):
         super().__init__()
         self.base = base
         self.adapters: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._packed: _Packed | None = None
-        self.rows: list[str] | None = None  # the adapter of each batch row, set per forward
+        # Per forward: (adapter, first row, end row) runs covering the batch, set by LoraBanks.route.
+        self.segments: list[tuple[str, int, int]] | None = None
 
     def add(self, name: str, a: torch.Tensor, b_scaled: torch.Tensor) -> None:
         if a.shape[1] != self.base.in_features or b_scaled.shape[0] != self.base.out_features:
             raise ValueError(f"LoRA shapes {tuple(a.shape)}/{tuple(b_scaled.shape)} do not fit "
                              f"{self.base.in_features}->{self.base.out_features}")
         w = self.base.weight
-        self.adapters[name] = (a.to(w.device, w.dtype), b_scaled.to(w.device, w.dtype))
-        self._packed = None
+        self.adapters[name] = (a.to(w.device, w.dtype).contiguous(), b_scaled.to(w.device, w.dtype).contiguous())
 
     def remove(self, name: str) -> None:
-        if self.adapters.pop(name, None) is not None:
-            self._packed = None
-
-    def packed(self) -> _Packed:
-        if self._packed is None:
-            spans, cursor = {}, 0
-            for name, (a, _) in self.adapters.items():
-                spans[name] = (cursor, cursor + a.shape[0])
-                cursor += a.shape[0]
-            a_all = torch.cat([a for a, _ in self.adapters.values()], 0)
-            b_all = torch.cat([b for _, b in self.adapters.values()], 1)
-            self._packed = _Packed(a_all, b_all, spans)
-        return self._packed
+        self.adapters.pop(name, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base(x)
-        rows = self.rows
-        if rows is None:
-            return out
-        mine = [name in self.adapters for name in rows]
-        if not any(mine):
-            return out
-        first = rows[0]
-        if all(name == first for name in rows):  # one adapter: no mask needed
-            a, b = self.adapters[first]
-            return out + (x @ a.T) @ b.T
-        packed = self.packed()
-        mask = torch.zeros(len(rows), packed.a.shape[0], dtype=x.dtype, device=x.device)
-        for i, name in enumerate(rows):
-            span = packed.spans.get(name)
-            if span is not None:
-                mask[i, span[0]:span[1]] = 1
-        return out + ((x @ packed.a.T) * mask.unsqueeze(1)) @ packed.b.T
+        segments = self.segments
+        if segments is None or not any(name in self.adapters for name, _, _ in segments):
+            return self.base(x)
+        if len(segments) == 1:
+            return self._segment(x, segments[0][0])
+        out = x.new_empty(*x.shape[:-1], self.base.out_features)
+        for name, start, end in segments:
+            out[start:end] = self._segment(x[start:end], name)
+        return out
+
+    def _segment(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """Rows of one adapter (or of none): the base layer plus that adapter's delta."""
+        lora = self.adapters.get(name)
+        if lora is None:
+            return self.base(x)
+        a, b = lora
+        if x.numel() // x.shape[-1] >= MERGE_MIN_TOKENS:
+            return nn.functional.linear(x, torch.addmm(self.base.weight, b, a), self.base.bias)
+        return self.base(x) + (x @ a.T) @ b.T
 
 
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
@@ -136,5 +120,18 @@ class LoraBanks:
             bank.remove(name)
 
     def route(self, rows: list[str] | None) -> None:
+        """Tell every bank which adapter each batch row uses (None: plain base)."""
+        segments = None if rows is None else runs(rows)
         for bank in self.banks.values():
-            bank.rows = rows
+            bank.segments = segments
+
+
+def runs(rows: list[str]) -> list[tuple[str, int, int]]:
+    """Consecutive rows of the same adapter as (adapter, start, end) runs."""
+    out: list[tuple[str, int, int]] = []
+    for i, name in enumerate(rows):
+        if out and out[-1][0] == name:
+            out[-1] = (name, out[-1][1], i + 1)
+        else:
+            out.append((name, i, i + 1))
+    return out

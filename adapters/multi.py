@@ -169,6 +169,17 @@ class MultiAdapterModel(nn.Module):
         """Per-row logits ([L], or [words, L] for token tasks) in input order."""
         if len(rows) != len(names):
             raise ValueError("one adapter name per row")
+        if self.banks is not None and len(set(names)) > 1:
+            # Bank serving runs each adapter's rows as one contiguous block.
+            order = sorted(range(len(rows)), key=lambda i: names[i])
+            ordered = self._forward([rows[i] for i in order], [names[i] for i in order])
+            outputs = [None] * len(rows)
+            for position, i in enumerate(order):
+                outputs[i] = ordered[position]
+            return outputs
+        return self._forward(rows, names)
+
+    def _forward(self, rows: list[EncodedRow], names: list[str]) -> list[torch.Tensor]:
         hidden, mask = self.hidden_states(rows, names)
         outputs: list[torch.Tensor | None] = [None] * len(rows)
         for name, index in _groups(names).items():

@@ -158,7 +158,7 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
     async def activate(request: Request, task: str, version: str):
         actor = admin(request, "activate", task, version)
         eng = engine()
-        await run_in_threadpool(_check_stored_task, eng, task)
+        await run_in_threadpool(_check_stored_task, eng, task, actor, "activate")
         info = await run_in_threadpool(eng.runtime.registry.activate, task, version, actor)
         await run_in_threadpool(_refresh, eng, task)
         return {"active": info.model_dump(mode="json", exclude={"path", "files"})}
@@ -167,7 +167,7 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
     async def rollback(request: Request, task: str):
         actor = admin(request, "rollback", task)
         eng = engine()
-        await run_in_threadpool(_check_stored_task, eng, task)
+        await run_in_threadpool(_check_stored_task, eng, task, actor, "rollback")
         info = await run_in_threadpool(eng.runtime.registry.rollback, task, actor)
         await run_in_threadpool(_refresh, eng, task)
         return {"active": info.model_dump(mode="json", exclude={"path", "files"})}
@@ -191,9 +191,10 @@ def _json_body(model) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
 
 
-def _check_stored_task(engine: Engine, task: str) -> None:
+def _check_stored_task(engine: Engine, task: str, actor: str, action: str) -> None:
     """Activation and rollback name a task the service serves or the store holds; any other name is
-    404 without quoting it (the registry's own messages name the task: fine once it is known)."""
+    404 without quoting it (the registry's own messages name the task: fine once it is known), and
+    audited as refused without the name."""
     if task in engine.runtime.states:
         return
     try:
@@ -201,6 +202,10 @@ def _check_stored_task(engine: Engine, task: str) -> None:
     except OSError:
         return  # an unreadable store: the registry call answers 503 itself
     if not stored:
+        try:
+            engine.runtime.registry.audit(actor, action, None, None, None, "refused", "unknown_task")
+        except Exception as exc:  # auditing must not turn a 404 into a 500
+            log.error("audit write failed: %s", type(exc).__name__)
         raise APIError(404, "unknown_task", "unknown task")
 
 

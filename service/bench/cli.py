@@ -92,24 +92,7 @@ def soak(
                   f"{swap_every:g} s; server log: {folder / 'server.log'}")
     summary, rows = run_soak(store, backbone, plan, folder / "server.log", device=device,
                              resident_cap=resident_cap, poll_interval_s=poll_interval)
-    statuses = sorted({s for r in rows for s in r["errors_by_status"]})
-    for r in rows:
-        r["t_min"] = r["t_end_s"] / 60
-        r.update({f"status_{s}": r["errors_by_status"].get(s, 0) for s in statuses})
-    marks = [s["t"] / 60 for s in summary["swaps"]]
-    errors = {f"status {s}": f"status_{s}" for s in statuses} or {"errors (non-200)": "errors"}
-    xlabel = "time since load start (min, window end)"
-    plots = [
-        lambda d: report.series_plot(rows, "t_min", {"p50": "p50_ms", "p99": "p99_ms"},
-                                     f"latency per {window:g} s window", d / "soak_latency.png", xlabel,
-                                     "latency (ms)", marks, f"{swap_task} swap"),
-        lambda d: report.series_plot(rows, "t_min", {"server RSS (process tree)": "rss_mb"},
-                                     "server memory", d / "soak_rss.png", xlabel, "RSS (MB)", marks,
-                                     f"{swap_task} swap"),
-        lambda d: report.series_plot(rows, "t_min", errors, f"errors per {window:g} s window",
-                                     d / "soak_errors.png", xlabel, "requests answered non-200", marks,
-                                     f"{swap_task} swap", kind="bar"),
-    ]
+    plots = [lambda d: soak_plots(d, rows, [s["t"] for s in summary["swaps"]], window, swap_task)]
     headline = {k: summary[k] for k in ("target_rps", "achieved_rps", "requests", "dropped", "errors", "error_pct",
                                         "errors_by_status", "p50_ms_first", "p50_ms_last", "p99_ms_first",
                                         "p99_ms_last", "p99_drift_ms", "p99_max_ms", "rss_mb_start",
@@ -132,3 +115,24 @@ def soak(
     console.print(f"written to {folder}")
     if summary["server_errors"]:
         raise typer.Exit(1)
+
+
+def soak_plots(folder: Path, rows: list[dict], swaps_s: list[float], window: float, swap_task: str) -> None:
+    """Latency, RSS and errors per window, swaps marked (also rebuilds them from a soak.json's results)."""
+    from . import report
+
+    statuses = sorted({s for r in rows for s in r["errors_by_status"]})
+    for r in rows:
+        r["t_min"] = r["t_end_s"] / 60
+        r.update({f"status_{s}": r["errors_by_status"].get(s, 0) for s in statuses})
+    marks, mark = [t / 60 for t in swaps_s], f"{swap_task} swap"
+    xlabel = "time since load start (min, window end)"
+    total = sum(r["requests"] for r in rows)
+    report.series_plot(rows, "t_min", {"p50": "p50_ms", "p99": "p99_ms"}, f"latency per {window:g} s window",
+                       folder / "soak_latency.png", xlabel, "latency (ms)", marks, mark)
+    report.series_plot(rows, "t_min", {"server RSS (process tree)": "rss_mb"}, "server memory",
+                       folder / "soak_rss.png", xlabel, "RSS (MB)", marks, mark)
+    errors = {f"status {s}": f"status_{s}" for s in statuses} or {"errors (non-200)": "errors"}
+    report.series_plot(rows, "t_min", errors, f"errors per {window:g} s window ({sum(r['errors'] for r in rows)} "
+                       f"of {total} requests)", folder / "soak_errors.png", xlabel, "requests answered non-200",
+                       marks, mark, kind="bar")

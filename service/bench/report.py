@@ -88,8 +88,13 @@ def series_plot(rows: list[dict], x: str, series: dict[str, str], title: str, fi
             ax.bar([v - (len(series) - 1 - 2 * i) * width / 2 for v in xs], ys, width=width, label=label)
         else:
             ax.plot(xs, ys, marker="o", ms=3, label=label)
-    if kind == "bar":
-        ax.set_ylim(0, max([1.0, *(r[k] * 1.15 for r in rows for k in series.values())]))
+    if kind == "bar":  # counts: whole numbers, and an empty plot says so
+        top = max([0, *(r[k] for r in rows for k in series.values())])
+        ax.set_ylim(0, max(1.0, top * 1.15))
+        ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        if top == 0:
+            ax.text(0.5, 0.5, "0 in every window", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=14, color="grey")
     for i, m in enumerate(marks):
         ax.axvline(m, color="grey", lw=0.8, ls="--", label=mark_label if i == 0 and mark_label else None)
     ax.set_xlabel(xlabel)

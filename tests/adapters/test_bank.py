@@ -21,7 +21,9 @@ def load(saved, lora):
     return model.eval()
 
 
-def test_bank_matches_peft_on_mixed_and_single_batches(saved):
+@pytest.mark.parametrize("merge_min_tokens", [10**9, 1], ids=["low-rank", "merged"])
+def test_bank_matches_peft_on_mixed_and_single_batches(saved, merge_min_tokens, monkeypatch):
+    monkeypatch.setattr("adapters.bank.MERGE_MIN_TOKENS", merge_min_tokens)
     peft, bank = load(saved, "peft"), load(saved, "bank")
     names, rows = zip(*mixed_rows(peft))
     with torch.inference_mode():

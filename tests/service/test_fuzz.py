@@ -5,10 +5,12 @@ admin token so the admin routes are exercised past the token check. Two checks o
 
 - ``not_a_server_error``: no 5xx;
 - ``no_echo``: an error response (status >= 400) contains no string of the request longer than
-  8 characters, apart from the service's own vocabulary (task, label and field names, versions).
+  8 characters, apart from the service's own words (anything in the source of service/ and
+  adapters/: task, label and field names, error codes) and version names.
 
-A longer run: ``BEDSIDE_FUZZ_EXAMPLES=1000 .venv/bin/python -m pytest -q tests/service/test_fuzz.py``
-(examples per operation; the default keeps the test under a minute).
+A longer run (examples per operation and mode; the default keeps the test under a minute):
+``BEDSIDE_FUZZ_EXAMPLES=500 .venv/bin/python -m pytest -q -s tests/service/test_fuzz.py -k fuzz_no``.
+Results and the bug it found (regression test at the end): docs/reliability.md.
 """
 from __future__ import annotations
 
@@ -189,3 +191,21 @@ def test_echo_check_catches_an_echo():
     # the service's own words (task, label, error codes) are not an echo
     no_echo(None, NS(status_code=404, text='{"error": "not_found", "message": "unknown task length_of_stay"}'),
             NS(body={"task": "length_of_stay"}, path_parameters={}, query={}))
+
+
+def test_admin_routes_refuse_an_unknown_task_without_quoting_it(make_client):
+    """What the 500-example run found: rollback/activation of an unknown task quoted its name."""
+    from adapters.registry import Registry
+
+    client, engine = make_client()
+    name = "undefined_patient_smith"
+    for url in (f"/admin/adapters/{name}/rollback", f"/admin/adapters/{name}/v1/activate"):
+        r = client.post(url, headers=ADMIN)
+        assert (r.status_code, r.json()["error"]) == (404, "unknown_task"), r.text
+        assert name not in r.text
+    entries = Registry(engine.runtime.registry.root).audit_entries()[-2:]
+    assert [(e.action, e.task, e.outcome) for e in entries] == [("rollback", None, "refused"),
+                                                                ("activate", None, "refused")]
+    assert name not in json.dumps([e.model_dump(mode="json") for e in entries])
+    r = client.post("/admin/adapters/mortality/v1/activate", headers=ADMIN)  # a known task still works
+    assert r.status_code == 200, r.text

@@ -22,7 +22,10 @@ class BedsideClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
         token = token if token is not None else os.environ.get("BEDSIDE_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        # Idle connections expire before the server's 5 s keep-alive timeout closes them, so a
+        # request never races that close.
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout,
+                                  limits=httpx.Limits(keepalive_expiry=2.0))
 
     def close(self) -> None:
         self._http.close()

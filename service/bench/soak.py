@@ -101,8 +101,8 @@ async def _send(client: httpx.AsyncClient, body: dict) -> tuple[int | str, float
         return r.status_code, time.perf_counter() - start, version
     except httpx.TimeoutException:
         return "timeout", time.perf_counter() - start, None
-    except httpx.HTTPError:
-        return "connection", time.perf_counter() - start, None
+    except httpx.HTTPError as exc:  # no answer: say which kind, for diagnosis
+        return f"connection:{type(exc).__name__}", time.perf_counter() - start, None
 
 
 async def measure_capacity(client: httpx.AsyncClient, plan: Plan) -> dict:
@@ -137,7 +137,9 @@ async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: flo
     versions = ensure_versions(store, plan.swap_task)
     rng = random.Random(plan.seed + 1)
     records, rss, swaps, dropped = [], [(0.0, tree_rss(server_pid), os.getloadavg()[0])], [], [0]
-    limits = httpx.Limits(max_connections=plan.max_inflight, max_keepalive_connections=64)
+    # Idle connections are dropped before the server's 5 s keep-alive timeout would close them:
+    # otherwise a request can race the server's close and fail without ever reaching it.
+    limits = httpx.Limits(max_connections=plan.max_inflight, max_keepalive_connections=64, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(plan.timeout_s, connect=5.0),
                                  limits=limits) as client:
         t0 = time.monotonic()
@@ -272,7 +274,8 @@ def soak(store: Path, backbone: str, plan: Plan, log_file: Path, device: str = "
 
 
 async def _capacity(url: str, plan: Plan) -> dict:
-    limits = httpx.Limits(max_connections=plan.clients, max_keepalive_connections=plan.clients)
+    limits = httpx.Limits(max_connections=plan.clients, max_keepalive_connections=plan.clients,
+                          keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(plan.timeout_s, connect=5.0),
                                  limits=limits) as client:
         return await measure_capacity(client, plan)

@@ -68,7 +68,7 @@ def train(
                                  lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length, seed=seed,
                                  few_shot=few_shot, time_budget=time_budget, device=device, precision=precision)
         options = {"label_map": str(label_map)} if label_map else {}
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True):  # notes are printed below instead
             warnings.simplefilter("always")
             splits = load_dataset(data, spec, format, **options)
         for note in getattr(splits, "notes", []):

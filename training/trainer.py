@@ -7,7 +7,6 @@ what it cost: parameters, wall time, time to best, peak memory, throughput.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import json

@@ -238,11 +238,16 @@ def export_artifact(artifact_dir: str | Path, backbone: Backbone, cache_dir: str
             meta["fused_ops"] = fp32.fused_ops
             meta["quantized_from"] = fp32.folder.name
             quantize_int8(fp32.model_path, work / MODEL_FILE)
-        (work / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(work, folder)
+        publish(work, folder, meta)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return Exported(folder, variant, m.task.kind, meta, built=True)
+
+
+def publish(work: Path, folder: Path, meta: dict) -> None:
+    """Write the build's metadata and move it into the cache in place of any older build."""
+    (work / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(work, folder)

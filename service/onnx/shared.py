@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import warnings
@@ -29,7 +28,7 @@ from adapters.bank import lora_weights
 from adapters.encoding import EncodedRow, Encoder
 from adapters.tasks import TaskSpec
 
-from .export import EXPORT_FORMAT, META_FILE, OPSET, ExportError, default_cache_dir, optimize
+from .export import EXPORT_FORMAT, META_FILE, OPSET, ExportError, default_cache_dir, optimize, publish
 from .session import open_session, pad
 
 SHARED_FILE = "shared.onnx"
@@ -126,10 +125,7 @@ def export_shared(backbone: Backbone, targets: list[str], cache_dir: str | Path 
         meta = {"format": EXPORT_FORMAT, "design": "shared", "opset": OPSET, "targets": targets,
                 "weight_inputs": names, "backbone": backbone.name, "backbone_fingerprint": backbone.fingerprint,
                 "fused_ops": fused}
-        (work / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(work, folder)
+        publish(work, folder, meta)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

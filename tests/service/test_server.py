@@ -1,4 +1,4 @@
-"""Issue acceptance against a REAL ``bentoml serve`` process (one per module, see conftest.live_server).
+"""The service end to end against a REAL ``bentoml serve`` process (one per module, see conftest.live_server).
 
 Only loopback traffic; every loop is bounded by a deadline and every request by a timeout.
 """

@@ -168,16 +168,17 @@ def save_artifact(
 
 
 def save_from_model(out_dir: str | Path, model, slot_name: str, manifest: Manifest,
-                    examples: list[dict[str, Any]] | None = None) -> Path:
-    """Save one slot of a :class:`~adapters.multi.MultiAdapterModel` as an artifact."""
+                    examples: list[dict[str, Any]] | None = None, with_encoder: bool = False) -> Path:
+    """Save one slot of a :class:`~adapters.multi.MultiAdapterModel` as an artifact
+    (``with_encoder``: also the whole encoder, for full fine-tuning)."""
     slot = model.slots[slot_name]
     peft_config = peft_state = None
     if slot.peft_name is not None:
         peft_config = model.peft.peft_config[slot.peft_name]
-        state = get_peft_model_state_dict(model.peft, adapter_name=slot.peft_name)
-        peft_state = {k: v.detach().cpu() for k, v in state.items()}
-    head_state = {k: v.detach().cpu() for k, v in slot.head.state_dict().items()}
-    return save_artifact(out_dir, manifest, head_state, peft_config, peft_state, examples=examples)
+        peft_state = get_peft_model_state_dict(model.peft, adapter_name=slot.peft_name)
+    encoder_state = model.backbone.encoder.state_dict() if with_encoder else None
+    return save_artifact(out_dir, manifest, slot.head.state_dict(), peft_config, peft_state, encoder_state,
+                         examples)
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

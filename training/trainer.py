@@ -20,13 +20,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from adapters.artifact import BaseRef, HeadRef, Manifest, Method, save_artifact
+from adapters.artifact import BaseRef, HeadRef, Manifest, Method, save_from_model
 from adapters.backbones import Backbone, load_backbone
 from adapters.examples import Example
 from adapters.heads import build_head
 from adapters.multi import MultiAdapterModel
 from adapters.tasks import TaskSpec
-from peft import get_peft_model_state_dict
 
 from .evaluation import EvalResult, evaluate, smoke_examples
 from .loaders.sampling import few_shot
@@ -217,7 +216,6 @@ def _write_log(path: Path, history: list[dict]) -> None:
 
 def _save(out, model, task, settings, backbone, test: EvalResult, cost, train_examples, test_examples, name):
     ok, reason = servable(settings.method)
-    slot = model.slots[SLOT]
     manifest = Manifest(
         name=name or f"{task.name}-{settings.method.value}",
         task=task,
@@ -233,15 +231,7 @@ def _save(out, model, task, settings, backbone, test: EvalResult, cost, train_ex
         training={**json.loads(settings.model_dump_json()), "cost": cost},
         data_hash=data_hash(train_examples),
     )
-    head_state = {k: v.detach().cpu() for k, v in slot.head.state_dict().items()}
-    peft_cfg = peft_state = encoder_state = None
-    if slot.peft_name is not None:
-        peft_cfg = model.peft.peft_config[slot.peft_name]
-        peft_state = {k: v.detach().cpu() for k, v in
-                      get_peft_model_state_dict(model.peft, adapter_name=slot.peft_name).items()}
-    if settings.method is Method.full:
-        encoder_state = {k: v.detach().cpu() for k, v in backbone.encoder.state_dict().items()}
     examples = smoke_examples(model, SLOT, test_examples)
     # The manifest records the base the adapter was trained on: for full fine-tuning
     # that is the original base, not the tuned copy saved beside it.
-    return save_artifact(out, manifest, head_state, peft_cfg, peft_state, encoder_state, examples)
+    return save_from_model(out, model, SLOT, manifest, examples, with_encoder=settings.method is Method.full)

@@ -299,12 +299,17 @@ def check_base(manifest: Manifest, fingerprint: str, base_name: str = "") -> Non
         )
 
 
+def check_servable(manifest: Manifest) -> None:
+    if not manifest.servable:
+        raise ArtifactError(f"adapter {manifest.name!r} is not servable on the shared base: "
+                            f"{manifest.not_servable_reason}")
+
+
 def attach(model, artifact: Artifact, name: str | None = None):
     """Add a loaded artifact to a :class:`~adapters.multi.MultiAdapterModel`; return its slot."""
     m = artifact.manifest
     check_base(m, model.backbone.fingerprint, model.backbone.name)
-    if not m.servable:
-        raise ArtifactError(f"adapter {m.name!r} is not servable on the shared base: {m.not_servable_reason}")
+    check_servable(m)
     if m.base.hidden_size != model.backbone.hidden_size:
         raise ArtifactError("head hidden size does not match the base")
     try:

@@ -118,6 +118,7 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
     async def status():
         eng = engine()
         return {"service_version": SERVICE_VERSION, "backend": settings.backend,
+                "runtime": eng.runtime.backend.describe(),
                 "device": str(eng.runtime.device), "base": eng.runtime.backbone.name,
                 "base_fingerprint": eng.runtime.backbone.fingerprint,
                 "tasks": {t: s.as_dict() for t, s in eng.runtime.states.items()}}

@@ -31,12 +31,14 @@ def serve(
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: $BEDSIDE_DEVICE, else auto)"),
     backbone: Optional[str] = typer.Option(None, help="the shared base the adapters were trained on "
                                            "(default: $BEDSIDE_BACKBONE, else embedded)"),
-    backend: Optional[str] = typer.Option(None, help="torch (default: $BEDSIDE_BACKEND, else torch)"),
+    backend: Optional[str] = typer.Option(None, help="torch | onnx (default: $BEDSIDE_BACKEND, else torch)"),
+    onnx_variant: Optional[str] = typer.Option(None, help="onnx: auto (int8 on CPU, fp16 on CUDA) | fp32 | int8 "
+                                               "| fp16 (default: $BEDSIDE_ONNX_VARIANT, else auto)"),
 ) -> None:
     """Serve every task's active adapter from the store (BentoML; Ctrl+C stops).
     Flags override the BEDSIDE_* environment; unset flags leave it as it is."""
     env = server_env(store=store or os.environ.get("BEDSIDE_STORE"), device=device, backbone=backbone,
-                     backend=backend)
+                     backend=backend, onnx_variant=onnx_variant)
     bentoml = Path(sys.executable).with_name("bentoml")
     os.execve(bentoml, [str(bentoml), "serve", "service.bento:Bedside", "--port", str(port),
                         "--working-dir", str(Path(__file__).resolve().parent.parent)], env)

@@ -38,7 +38,7 @@ class Engine:
         info = lease.resident.info
         return {"task": info.task, "version": info.version, "sha256": info.sha256, "method": info.method,
                 "base_fingerprint": self.runtime.backbone.fingerprint, "service_version": SERVICE_VERSION,
-                "backend": self.settings.backend}
+                "backend": self.runtime.backend.label}
 
     def check_task(self, task: str) -> None:
         if task not in self.runtime.states:  # an allow-list: the name never reaches the filesystem

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from adapters.artifact import attach, load_artifact
+from adapters.artifact import load_artifact
 from adapters.backbones import load_backbone
-from adapters.multi import MultiAdapterModel
 from adapters.predict import Predictor
 from adapters.registry import Registry, VersionInfo
 from adapters.registry.integrity import drift
 from adapters.tasks import PRESETS, TaskSpec
 
 from . import metrics
+from .backends import make_backend
 from .settings import ServiceSettings
 
 log = logging.getLogger("bedside.runtime")
@@ -76,7 +76,8 @@ class Runtime:
             torch.set_num_threads(settings.threads)
         self.device = pick_device(settings.device)
         self.backbone = load_backbone(settings.backbone, device=self.device)
-        self.model = MultiAdapterModel(self.backbone, lora=settings.lora_path).eval()
+        self.backend = make_backend(self.backbone, settings)
+        self.model = self.backend.model
         self.registry = Registry(settings.store, backbone=self.backbone)
         self.lock = threading.RLock()  # model mutations and forwards
         self._leases = threading.Lock()  # lease counts only: never held across a forward
@@ -191,9 +192,9 @@ class Runtime:
         artifact = load_artifact(path)
         if artifact.manifest.task.name != task:
             raise ValueError(f"artifact is for task {artifact.manifest.task.name!r}")
+        prepared = self.backend.prepare(path, artifact)  # e.g. an ONNX export: serving goes on meanwhile
         with self.lock:
-            attach(self.model, artifact, slot)
-            self.model.eval()
+            self.backend.attach(prepared, slot)
             resident = Resident(slot, task, info, artifact.manifest.task)
             self.residents[slot] = resident
             self._warm(resident, artifact.examples)
@@ -221,7 +222,7 @@ class Runtime:
                     continue
                 del self.retired[slot]
                 self.residents.pop(slot, None)
-            self.model.remove_adapter(slot)
+            self.backend.remove(slot)
             metrics.ACTIVE.labels(resident.task, resident.info.version).set(0)  # _publish no longer sees it
             over -= 1
         metrics.RESIDENT.set(len(self.residents))

@@ -15,7 +15,14 @@ class ServiceSettings(BaseSettings):
     store: Path | None = Field(None, description="adapter store (else the registry's default)")
     backbone: str = Field("embedded", description="shared base: embedded, a folder or a hub id")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    backend: str = Field("torch", description="inference backend: torch")
+    backend: str = Field("torch", description="inference backend: torch or onnx (ONNX Runtime)")
+    onnx_variant: str = Field("auto", description="ONNX graphs: auto (int8 on CPU, fp16 on CUDA), fp32, int8 "
+                              "or fp16")
+    onnx_design: str = Field("merged", description="ONNX: merged (one graph per adapter, LoRA folded in) or "
+                             "shared (one encoder graph, LoRA weights as inputs)")
+    onnx_shared_targets: str = Field("query,key,value", description="shared design: the Linear layers whose "
+                                     "LoRA weights are graph inputs")
+    onnx_cache: Path | None = Field(None, description="exported graphs (default: ~/.cache/bedside/onnx)")
     lora_path: str = Field("bank", description="how LoRA runs: bank (one pass per layer for mixed batches) "
                            "or peft (PEFT's per-adapter loop)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
@@ -43,6 +50,20 @@ class ServiceSettings(BaseSettings):
     def _known_lora_path(cls, value: str) -> str:
         if value not in {"bank", "peft"}:
             raise ValueError("lora_path must be bank or peft")
+        return value
+
+    @field_validator("onnx_variant")
+    @classmethod
+    def _known_variant(cls, value: str) -> str:
+        if value not in {"auto", "fp32", "int8", "fp16"}:
+            raise ValueError("onnx_variant must be auto, fp32, int8 or fp16")
+        return value
+
+    @field_validator("onnx_design")
+    @classmethod
+    def _known_design(cls, value: str) -> str:
+        if value not in {"merged", "shared"}:
+            raise ValueError("onnx_design must be merged or shared")
         return value
 
     @field_validator("backend")

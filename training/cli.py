@@ -89,26 +89,63 @@ def evaluate(
     format: Optional[str] = typer.Option(None),
     backbone: Optional[str] = typer.Option(None, help="override the base named in the manifest"),
     batch_size: int = typer.Option(64),
+    backend: str = typer.Option("torch", help="torch | onnx (the exported graph, as the service's onnx backend "
+                                "runs it; compared with torch)"),
+    variant: str = typer.Option("auto", help="onnx: auto (int8 on CPU, fp16 on CUDA) | fp32 | int8 | fp16"),
+    device: str = typer.Option("auto", help="onnx: auto | cpu | cuda | cuda:N"),
+    onnx_cache: Optional[Path] = typer.Option(None, help="onnx: export cache (default: ~/.cache/bedside/onnx)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the metrics here"),
 ) -> None:
-    """Re-score an adapter artifact on a split of any data set."""
+    """Re-score an adapter artifact on a split of any data set (torch, or its ONNX export)."""
     from adapters.artifact import build_model, load_artifact
     from adapters.backbones import load_backbone
 
+    from .evaluation import agreement
     from .evaluation import evaluate as score
     from .loaders import DataError, load_dataset
 
+    if backend not in ("torch", "onnx"):
+        _fail("backend must be torch or onnx")
     try:
         artifact = load_artifact(adapter)
         m = artifact.manifest
-        model = build_model(artifact, load_backbone(backbone or m.base.name), name="eval")
         splits = load_dataset(data, m.task, format)
         if split not in splits:
             _fail(f"no {split!r} split in {data}; found {list(splits)}")
-        result = score(model, "eval", splits[split], batch_size)
-    except (DataError, ValueError, BackboneError, ArtifactError) as exc:
+        examples = splits[split]
+        out: dict = {}
+        if backend == "onnx":
+            onnx_model, label = _onnx_model(adapter, m, load_backbone(backbone or m.base.name), variant, device,
+                                            onnx_cache)
+            onnx_result = score(onnx_model, "eval", examples, batch_size)
+        model = build_model(artifact, load_backbone(backbone or m.base.name), name="eval")
+        result = score(model, "eval", examples, batch_size)
+    except (DataError, ValueError, BackboneError, ArtifactError, RuntimeError) as exc:
         _fail(str(exc))
-    _print_metrics(f"{m.name} on {data} [{split}]", result.metrics,
+    out["torch"] = {"metrics": result.metrics, "n": result.n, "examples_per_s": result.throughput}
+    _print_metrics(f"{m.name} on {data} [{split}] · torch", result.metrics,
                    {"examples": result.n, "examples_per_s": round(result.throughput, 1)})
+    if backend == "onnx":
+        share = agreement(onnx_result.predictions, result.predictions)
+        out["onnx"] = {"backend": label, "metrics": onnx_result.metrics, "n": onnx_result.n,
+                       "examples_per_s": onnx_result.throughput, "label_agreement_with_torch": share,
+                       "metric_delta": {k: (v - result.metrics[k]) if v is not None and result.metrics.get(k)
+                                        is not None else None for k, v in onnx_result.metrics.items()}}
+        _print_metrics(f"{m.name} on {data} [{split}] · {label}", onnx_result.metrics,
+                       {"examples": onnx_result.n, "examples_per_s": round(onnx_result.throughput, 1),
+                        "label agreement with torch": f"{share:.4%}"})
     if json_out:
-        json_out.write_text(json.dumps({"metrics": result.metrics, "n": result.n}, indent=2) + "\n")
+        json_out.write_text(json.dumps({**out["torch"], **out}, indent=2) + "\n")
+
+
+def _onnx_model(adapter: Path, manifest, base, variant: str, device: str, cache: Path | None):
+    """The artifact's ONNX export (cached) in a session on the checked provider."""
+    from adapters.onnx.export import default_cache_dir, export_artifact
+    from adapters.onnx.session import OnnxModel, provider_for, variant_for
+
+    provider, options = provider_for(device)
+    variant = variant_for(variant, provider)
+    exported = export_artifact(adapter, base, cache or default_cache_dir(), variant)
+    model = OnnxModel(base.tokenizer, provider, provider_options=options)
+    model.add("eval", exported, manifest.task, manifest.max_length)
+    return model, f"onnx:merged:{variant}:{provider}"

@@ -34,13 +34,17 @@ def length_batches(rows: list[EncodedRow], batch_size: int) -> list[list[int]]:
 
 @torch.inference_mode()
 def predict_logits(model, name: str, rows: list[EncodedRow], batch_size: int = 64) -> list[torch.Tensor]:
-    was_training = model.training
-    model.eval()
+    """``model``: a MultiAdapterModel, or anything with its ``model(rows, names)`` call (an ONNX model)."""
+    module = isinstance(model, torch.nn.Module)
+    was_training = module and model.training
+    if module:
+        model.eval()
     out: list[torch.Tensor | None] = [None] * len(rows)
     for index in length_batches(rows, batch_size):
         for i, logits in zip(index, model([rows[i] for i in index], [name] * len(index))):
             out[i] = logits.float().cpu()
-    model.train(was_training)
+    if module:
+        model.train(was_training)
     return out
 
 
@@ -63,6 +67,13 @@ def evaluate(model, name: str, examples: list[Example], batch_size: int = 64,
         pred = [task.labels[i] for i in probs.argmax(1)]
         metrics = compute_metrics(task, gold, pred, probs if task.kind is TaskKind.sequence else None)
     return EvalResult(metrics=metrics, n=len(examples), seconds=seconds, predictions=pred)
+
+
+def agreement(predictions: list, reference: list) -> float:
+    """Share of equal labels: one per example, or one per word for token tasks (tag lists)."""
+    pairs = [(p, r) for ps, rs in zip(predictions, reference, strict=True)
+             for p, r in (zip(ps, rs, strict=True) if isinstance(ps, list) else [(ps, rs)])]
+    return sum(p == r for p, r in pairs) / len(pairs) if pairs else float("nan")
 
 
 def smoke_examples(model, name: str, examples: list[Example], n: int = 4) -> list[dict]:

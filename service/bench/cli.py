@@ -136,3 +136,41 @@ def soak_plots(folder: Path, rows: list[dict], swaps_s: list[float], window: flo
     report.series_plot(rows, "t_min", errors, f"errors per {window:g} s window ({sum(r['errors'] for r in rows)} "
                        f"of {total} requests)", folder / "soak_errors.png", xlabel, "requests answered non-200",
                        marks, mark, kind="bar")
+
+
+@app.command("onnx")
+def onnx(
+    batches: str = typer.Option("1,8,32"),
+    length: int = typer.Option(128, help="tokens per row"),
+    rounds: int = typer.Option(5),
+    backbone: str = typer.Option("embedded"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda: torch's device and the ONNX provider"),
+    out: Optional[Path] = typer.Option(None),
+) -> None:
+    """ONNX Runtime (merged fp32/int8 or fp16, shared fp32) vs torch eager, one adapter and four mixed."""
+    from adapters.backbones import load_backbone
+
+    from adapters.onnx.session import provider_for
+    from . import report
+    from .onnx import bench_onnx, variants_for
+
+    provider, _ = provider_for(device)
+    torch_device = "cuda" if provider.startswith("CUDA") else "cpu"
+    b = load_backbone(backbone, device=torch_device)
+    folder = _out(out)
+    console.print(f"provider: {provider}; torch on {torch_device}")
+    rows, summary = bench_onnx(b, _ints(batches), length, rounds, provider, progress=lambda r: console.print(
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}))
+    variants = variants_for(provider)
+    series = [f"merged_{v}_one_speedup" for v in variants] + [f"merged_{v}_mixed4_speedup" for v in variants] \
+        + ["shared_fp32_mixed4_speedup"]
+    columns = ["batch", "length", "torch_one_s", "torch_mixed4_s", *series, "torch_one_seq_per_s",
+               *[f"merged_{v}_prob_diff" for v in variants], "shared_fp32_prob_diff"]
+    md = report.write(folder, "onnx", rows, columns, {"backbone": backbone, "device": device, "rounds": rounds,
+                                                      "length": length},
+                      plots=[lambda d: report.ratio_plot(rows, "batch", series, "length",
+                                                         f"ONNX Runtime ({provider}) throughput vs torch eager",
+                                                         d / "onnx.png", ylabel="speed-up (torch time / time)")],
+                      summary=summary)
+    console.print(md.read_text())
+    console.print(f"written to {folder}")

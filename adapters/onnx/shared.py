@@ -146,12 +146,12 @@ class SharedOnnxModel:
     MultiAdapterModel (so Predictor works). Adapters are packed, not exported."""
 
     def __init__(self, backbone: Backbone, graph: Path, meta: dict, provider: str | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, provider_options: dict | None = None) -> None:
         self.tokenizer = backbone.tokenizer
         self.fingerprint = backbone.fingerprint
         self.hidden_size = backbone.hidden_size
         self.targets: list[str] = meta["targets"]
-        self.session = open_session(graph, provider, threads)
+        self.session = open_session(graph, provider, threads, provider_options)
         shapes = {i.name: i.shape for i in self.session.get_inputs()}
         self._dims = {path: (int(shapes[f"A_{i}"][1]), int(shapes[f"B_{i}"][0])) for i, path in enumerate(self.targets)}
         self.residents: dict[str, _Resident] = {}

@@ -5,7 +5,7 @@ Each exported graph takes ``input_ids`` [B, T] and ``attention_mask`` [B, T] (in
 pair tasks, [B, T, L] for token tasks. B and T are dynamic.
 
 Files are cached under a folder keyed by the artifact's content hash, the backbone's
-fingerprint, the variant (``fp32`` or ``int8``) and this exporter's format version; a
+fingerprint, the variant (``fp32``; ``int8`` for CPUs; ``fp16`` for GPUs) and this exporter's format version; a
 folder missing any of its files is rebuilt.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from adapters.tasks import TaskKind
 
 EXPORT_FORMAT = "bedside-onnx/1"  # bump when the graph layout changes: old caches stop matching
 OPSET = 17
-VARIANTS = ("fp32", "int8")
+VARIANTS = ("fp32", "int8", "fp16")
 MODEL_FILE = "model.onnx"  # the graph a session runs (optimised; quantised for int8)
 RAW_FILE = "raw.onnx"  # fp32 only: the graph straight out of torch.onnx.export
 META_FILE = "meta.json"
@@ -128,13 +128,16 @@ def export_onnx(module: MergedAdapter, path: Path, pad_id: int = 0) -> Path:
 
 
 # -- optimisation and quantisation ----------------------------------------------------------
-def optimize(raw: Path, out: Path, num_heads: int, hidden_size: int) -> dict[str, int]:
-    """onnxruntime's BERT optimiser (CPU); return its fused-operator counts."""
+def optimize(raw: Path, out: Path, num_heads: int, hidden_size: int, fp16: bool = False) -> dict[str, int]:
+    """onnxruntime's BERT optimiser; return its fused-operator counts. ``fp16``: fusions for
+    GPU and float16 weights and activations (inputs and logits stay as they are)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     model = optimize_model(str(raw), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-                           use_gpu=False)
+                           use_gpu=fp16)
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items()}
+    if fp16:
+        model.convert_float_to_float16(keep_io_types=True)
     model.save_model_to_file(str(out))
     return stats
 
@@ -235,9 +238,14 @@ def export_artifact(artifact_dir: str | Path, backbone: Backbone, cache_dir: str
                                          config.hidden_size)
         else:
             fp32 = export_artifact(artifact_dir, backbone, cache, "fp32", rebuild=False)
-            meta["fused_ops"] = fp32.fused_ops
-            meta["quantized_from"] = fp32.folder.name
-            quantize_int8(fp32.model_path, work / MODEL_FILE)
+            meta["derived_from"] = fp32.folder.name
+            if variant == "int8":
+                meta["fused_ops"] = fp32.fused_ops
+                quantize_int8(fp32.model_path, work / MODEL_FILE)
+            else:  # fp16 for GPUs: optimised again with the GPU fusions
+                config = backbone.encoder.config
+                meta["fused_ops"] = optimize(fp32.folder / RAW_FILE, work / MODEL_FILE,
+                                             config.num_attention_heads, config.hidden_size, fp16=True)
         publish(work, folder, meta)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -10,8 +10,8 @@ pytest.importorskip("onnxruntime")
 from adapters.artifact import build_model, load_artifact  # noqa: E402
 from adapters.predict import Predictor  # noqa: E402
 from adapters.tiny import tiny_backbone  # noqa: E402
-from service.onnx.export import ExportError, export_artifact  # noqa: E402
-from service.onnx.session import CPU, CUDA, OnnxModel, ProviderError, open_session  # noqa: E402
+from adapters.onnx.export import ExportError, export_artifact  # noqa: E402
+from adapters.onnx.session import CPU, CUDA, OnnxModel, ProviderError, open_session  # noqa: E402
 from tests.helpers import save_task_artifacts  # noqa: E402
 
 TASKS = ("mortality", "length_of_stay", "ner", "relations")
@@ -179,7 +179,7 @@ def test_cli_export(onnx_artifacts, served_folder, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from service.onnx.cli import app as export_app
+    from adapters.onnx.cli import app as export_app
 
     app = typer.Typer()  # mounted as the root CLI mounts it: `bedside export onnx`
     app.add_typer(export_app, name="export")
@@ -198,7 +198,7 @@ def test_cli_export(onnx_artifacts, served_folder, tmp_path):
 def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cache):
     from adapters.artifact import attach
     from adapters.multi import MultiAdapterModel
-    from service.onnx.shared import SharedOnnxModel, export_shared, linear_targets
+    from adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
 
     artifacts = {task: load_artifact(onnx_artifacts[task]) for task in TASKS}
     reference = MultiAdapterModel(tiny_backbone(seed=0))

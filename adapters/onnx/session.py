@@ -32,8 +32,29 @@ def default_provider() -> str:
     return CPU
 
 
-def open_session(path: str | Path, provider: str | None = None, threads: int | None = None):
+def provider_for(device: str) -> tuple[str, dict | None]:
+    """The execution provider (and its options) for a service device setting."""
+    if device == "auto":
+        return default_provider(), None
+    if device == "cpu":
+        return CPU, None
+    if device.startswith("cuda"):
+        _, _, index = device.partition(":")
+        return CUDA, {"device_id": int(index or 0)}
+    raise ValueError(f"device {device!r} has no ONNX Runtime provider (cpu, cuda, cuda:N)")
+
+
+def variant_for(setting: str, provider: str) -> str:
+    """``auto``: int8 on CPU (dynamic quantisation), fp16 on CUDA."""
+    if setting == "auto":
+        return "fp16" if provider == CUDA else "int8"
+    return setting
+
+
+def open_session(path: str | Path, provider: str | None = None, threads: int | None = None,
+                 provider_options: dict | None = None):
     """An InferenceSession on exactly ``provider`` (default: :func:`default_provider`).
+    ``provider_options``: e.g. ``{"device_id": 1}`` for CUDA.
 
     Raises :class:`ProviderError` when this onnxruntime does not offer the provider, or
     when the session came up on another one (a silent fall-back)."""
@@ -49,7 +70,8 @@ def open_session(path: str | Path, provider: str | None = None, threads: int | N
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: a failed provider is reported by the check below
-    providers = [want] if want == CPU else [want, CPU]  # CPU only for nodes the accelerator lacks
+    first = (want, provider_options) if provider_options else want
+    providers = [first] if want == CPU else [first, CPU]  # CPU only for nodes the accelerator lacks
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
@@ -118,20 +140,31 @@ class OnnxModel:
     :class:`~adapters.predict.Predictor` can decode its output. Mixed batches run one
     session per adapter (design A has one graph per adapter)."""
 
-    def __init__(self, tokenizer, provider: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, tokenizer, provider: str | None = None, threads: int | None = None,
+                 provider_options: dict | None = None) -> None:
         self.tokenizer = tokenizer
         self.provider = provider
         self.threads = threads
+        self.provider_options = provider_options
         self.slots: dict[str, OnnxSlot] = {}
 
+    def open(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> OnnxSlot:
+        """A session for ``exported`` (an :class:`~adapters.onnx.export.Exported`), not yet served."""
+        session = open_session(exported.model_path, self.provider, self.threads, self.provider_options)
+        runner = OnnxRunner(session, task.kind, exported.meta.get("pad_id", self.tokenizer.pad_token_id or 0))
+        return OnnxSlot(name, task, Encoder(self.tokenizer, task, max_length=max_length), runner)
+
+    def insert(self, slot: OnnxSlot) -> None:
+        if slot.name in self.slots:
+            raise KeyError(f"adapter {slot.name!r} is already loaded")
+        self.slots[slot.name] = slot
+
     def add(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> OnnxSlot:
-        """Open ``exported`` (an :class:`~service.onnx.export.Exported`) as adapter ``name``."""
+        """Open ``exported`` and serve it as adapter ``name``."""
         if name in self.slots:
             raise KeyError(f"adapter {name!r} is already loaded")
-        session = open_session(exported.model_path, self.provider, self.threads)
-        runner = OnnxRunner(session, task.kind, exported.meta.get("pad_id", self.tokenizer.pad_token_id or 0))
-        slot = OnnxSlot(name, task, Encoder(self.tokenizer, task, max_length=max_length), runner)
-        self.slots[name] = slot
+        slot = self.open(name, exported, task, max_length)
+        self.insert(slot)
         return slot
 
     def remove(self, name: str) -> None:

@@ -138,12 +138,14 @@ def train(
     start = time.perf_counter()
     stopped_by_budget = False
     history = []
+    loop_seconds, seen = 0.0, 0  # optimiser steps only (no evaluation): the training throughput
     for epoch in range(1, settings.epochs + 1):
         model.train()
         order = torch.randperm(len(rows), generator=generator).tolist()
         bar = tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch}/{settings.epochs}",
                    disable=not progress, leave=False, unit="batch")
         losses = []
+        loop_start = time.perf_counter()
         for i in bar:
             batch = [rows[j] for j in order[i : i + settings.batch_size]]
             with autocast:
@@ -154,10 +156,12 @@ def train(
             scaler.update()
             schedule.step()
             losses.append(loss.item())
+            seen += len(batch)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if settings.time_budget and time.perf_counter() - start > settings.time_budget:
                 stopped_by_budget = True
                 break
+        loop_seconds += time.perf_counter() - loop_start
         val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, rows=val_rows)
         score = val.metrics.get(metric, float("-inf"))
         elapsed = time.perf_counter() - start
@@ -187,6 +191,7 @@ def train(
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
         "eval_examples_per_s": round(test.throughput, 2),
+        "train_examples_per_s": round(seen / loop_seconds, 3) if loop_seconds else None,
         "train_examples": len(rows),
         "device": str(device),
     }

@@ -28,7 +28,7 @@ from adapters.backbones import Backbone
 from adapters.bank import lora_weights
 from adapters.tasks import TaskKind
 
-EXPORT_FORMAT = "bedside-onnx/1"  # bump when the graph layout changes: old caches stop matching
+EXPORT_FORMAT = "bedside-onnx/2"  # bump when the graph layout changes: old caches stop matching
 OPSET = 17
 VARIANTS = ("fp32", "int8", "fp16")
 MODEL_FILE = "model.onnx"  # the graph a session runs (optimised; quantised for int8)
@@ -143,13 +143,16 @@ def optimize(raw: Path, out: Path, num_heads: int, hidden_size: int, fp16: bool 
 
 
 def quantize_int8(src: Path, out: Path) -> None:
-    """Dynamic quantisation: int8 weights, activations quantised at run time (CPU)."""
+    """Dynamic quantisation: int8 weights, activations quantised at run time (CPU).
+
+    Per-channel weight scales: measured on the synthetic NER test split, per-tensor scales
+    agreed with fp32 on 98.6 % of word tags, per-channel on 99.9 %."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Fused contrib ops (Attention, SkipLayerNormalization) defeat shape inference: say the
     # untyped tensors are float.
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8,
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 

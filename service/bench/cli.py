@@ -33,7 +33,7 @@ def model(
     """Bare base vs one adapter vs four mixed adapters, PEFT and bank, per batch and length."""
     from adapters.backbones import load_backbone
 
-    from . import report
+    from adapters import reporting as report
     from .limit import encoder_flops, matmul_peak
     from .model import bench_model
 
@@ -81,7 +81,7 @@ def soak(
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """Real server, open-loop mixed load at a fraction of measured capacity, swaps by store polling."""
-    from . import report
+    from adapters import reporting as report
     from .soak import Plan, soak as run_soak
 
     folder = _out(out)
@@ -119,7 +119,7 @@ def soak(
 
 def soak_plots(folder: Path, rows: list[dict], swaps_s: list[float], window: float, swap_task: str) -> None:
     """Latency, RSS and errors per window, swaps marked (also rebuilds them from a soak.json's results)."""
-    from . import report
+    from adapters import reporting as report
 
     statuses = sorted({s for r in rows for s in r["errors_by_status"]})
     for r in rows:
@@ -151,7 +151,7 @@ def onnx(
     from adapters.backbones import load_backbone
 
     from adapters.onnx.session import provider_for
-    from . import report
+    from adapters import reporting as report
     from .onnx import bench_onnx, variants_for
 
     provider, _ = provider_for(device)

@@ -1,4 +1,4 @@
-"""Write a benchmark's figures: JSON, a Markdown table and PNG plots, with the machine recorded."""
+"""Benchmark and study figures: JSON, a Markdown table and PNG plots, with the machine recorded."""
 from __future__ import annotations
 
 import json
@@ -102,6 +102,25 @@ def series_plot(rows: list[dict], x: str, series: dict[str, str], title: str, fi
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+
+
+def bar_plot(rows: list[dict], name: str, series: dict[str, str], title: str, file: Path,
+             scale: dict[str, float] | None = None) -> None:
+    """One panel per quantity (``series``: panel title -> row key), one bar per row."""
+    scale = scale or {}
+    fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 4), squeeze=False)
+    labels = [str(r[name]) for r in rows]
+    for ax, (label, key) in zip(axes[0], series.items()):
+        values = [r[key] * scale.get(key, 1) for r in rows]
+        bars = ax.bar(labels, values, color=[f"C{i}" for i in range(len(rows))])
+        ax.bar_label(bars, fmt="%.3g")
+        ax.set_title(label)
+        ax.set_ylabel(label)
+        ax.tick_params(axis="x", labelrotation=10)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(file, dpi=110)
     plt.close(fig)

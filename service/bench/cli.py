@@ -174,3 +174,165 @@ def onnx(
                       summary=summary)
     console.print(md.read_text())
     console.print(f"written to {folder}")
+
+
+@app.command("service")
+def service(
+    store: Path = typer.Option(..., help="adapter store with an active version of every preset task"),
+    backbone: str = typer.Option("embedded"),
+    backend: str = typer.Option("torch", help="torch | onnx (the server's and the in-process figure's)"),
+    onnx_variant: str = typer.Option("auto", help="onnx: auto | fp32 | int8"),
+    concurrency: str = typer.Option("1,4,16,32,64", help="closed-loop client counts"),
+    seconds: float = typer.Option(15.0, help="measured seconds per concurrency (after a 3 s warm-up)"),
+    baseline: bool = typer.Option(True, help="also measure the per-request transformers pipeline baseline"),
+    baseline_seconds: float = typer.Option(20.0),
+    rounds: int = typer.Option(5, help="in-process forwards per batch size"),
+    words: int = typer.Option(80, help="words per note (80 ≈ 100 tokens for the embedded default)"),
+    out: Optional[Path] = typer.Option(None),
+) -> None:
+    """HTTP closed-loop load on a real server vs the same model in process, vs a pipeline per task;
+    useful FLOP/s (real tokens) against the machine's matmul peak."""
+    import gc
+
+    from adapters import reporting as report
+    from adapters.backbones import load_backbone
+
+    from . import service as bench
+    from .baseline import build_pipelines, sequential
+    from .limit import encoder_flops, matmul_peak
+    from .workload import requests
+
+    folder = _out(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    levels = list(_ints(concurrency))
+    items = requests(256, words=words)
+    peaks = [matmul_peak()]
+    console.print(f"matmul peak: {peaks[0] / 1e9:.1f} GFLOP/s")
+    extra = {"onnx_variant": onnx_variant} if backend == "onnx" else {}
+    runtime = bench.load_runtime(store, backbone, backend, **extra)
+    max_rows = runtime.settings.max_batch_rows
+    rows, _ = bench.encoded(runtime, items)
+    config = runtime.backbone.encoder.config
+    flops_per_request = sum(encoder_flops(config, [len(r)]) for r in rows) / len(rows)
+    tokens_per_request = sum(len(r) for r in rows) / len(rows)
+    model_rate = bench.in_process(runtime, items, sorted({min(c, max_rows) for c in levels}), rounds)
+    console.print({"in_process_seq_per_s": {k: round(v, 1) for k, v in model_rate.items()},
+                   "tokens_per_request": round(tokens_per_request, 1)})
+    del runtime, rows
+    gc.collect()
+    base = None
+    if baseline:
+        pipes = build_pipelines(load_backbone(backbone))
+        base = sequential(pipes, items, baseline_seconds)
+        console.print({"pipeline_baseline": {k: round(v, 2) for k, v in base.items()}})
+        del pipes
+        gc.collect()
+    results = bench.run_server_load(store, backbone, items, levels, seconds, folder / "server.log",
+                                    backend=backend, **extra)
+    peaks.append(matmul_peak())
+    peak = max(peaks)
+    for r in results:
+        batch = min(r["concurrency"], max_rows)
+        r["in_process_seq_per_s"] = model_rate[batch]
+        r["service_over_in_process"] = r["rps"] / model_rate[batch]
+        r["useful_gflops"] = r["rps"] * flops_per_request / 1e9
+        r["fraction_of_matmul_peak"] = r["rps"] * flops_per_request / peak
+        if base:
+            r["baseline_rps"] = base["rps"]
+            r["service_over_baseline"] = r["rps"] / base["rps"]
+        console.print({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
+    at32 = next((r for r in results if r["concurrency"] == 32), results[-1])
+    summary = {"backend": backend, "matmul_peak_gflops": peak / 1e9, "matmul_peaks_gflops": [p / 1e9 for p in peaks],
+               "tokens_per_request": tokens_per_request, "concurrency_for_ratios": at32["concurrency"],
+               "service_over_in_process": at32["service_over_in_process"],
+               "fraction_of_matmul_peak": at32["fraction_of_matmul_peak"],
+               "best_fraction_of_matmul_peak": max(r["fraction_of_matmul_peak"] for r in results)}
+    if base:
+        summary.update(baseline_rps=base["rps"], baseline_p50_ms=base["p50_ms"],
+                       service_over_baseline=at32["service_over_baseline"],
+                       best_service_over_baseline=max(r["service_over_baseline"] for r in results))
+    columns = ["concurrency", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "in_process_seq_per_s",
+               "service_over_in_process", *(["baseline_rps", "service_over_baseline"] if base else []),
+               "useful_gflops", "fraction_of_matmul_peak"]
+
+    def plots(d: Path) -> None:
+        lines = {"service (HTTP)": "rps", "in-process model, batch = min(C, max rows)": "in_process_seq_per_s"}
+        if base:
+            lines["pipeline per task, one request at a time"] = "baseline_rps"
+        report.series_plot(results, "concurrency", lines, f"throughput, {backend} backend ({tokens_per_request:.0f} "
+                           "tokens per request)", d / "service_throughput.png", "concurrent clients",
+                           "requests (= sequences) per second")
+        report.series_plot(results, "concurrency", {"p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms"},
+                           f"latency, {backend} backend", d / "service_latency.png", "concurrent clients",
+                           "latency (ms)")
+
+    md = report.write(folder, "service", results, columns, {"store": str(store), "backbone": backbone,
+                                                            "backend": backend, **extra, "seconds": seconds,
+                                                            "words": words,
+                                                            "max_batch_rows": max_rows}, plots=[plots],
+                      summary=summary)
+    console.print(md.read_text())
+    console.print(f"written to {folder}")
+
+
+@app.command("swap")
+def swap(
+    store: Path = typer.Option(..., help="adapter store; the task gets a second version (a copy) if it has one"),
+    backbone: str = typer.Option("embedded"),
+    task: str = typer.Option("mortality"),
+    swaps: int = typer.Option(10),
+    clients: int = typer.Option(4, help="closed-loop mixed load during the swaps"),
+    backend: str = typer.Option("torch"),
+    words: int = typer.Option(80, help="words per note"),
+    out: Optional[Path] = typer.Option(None),
+) -> None:
+    """Activation → first answer from the new version, and failed requests, under load."""
+    from adapters import reporting as report
+
+    from .swap import bench_swap
+
+    folder = _out(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    events, summary = bench_swap(store, backbone, task, swaps, clients, log_file=folder / "server.log",
+                                 words=words, backend=backend)
+    md = report.write(folder, "swap", events, ["swap", "version", "status", "activate_call_ms", "first_answer_ms",
+                                               "first_answer_after_call_ms"],
+                      {"store": str(store), "backbone": backbone, "task": task, "clients": clients,
+                       "backend": backend, "resident_cap": 0}, summary=summary,
+                      plots=[lambda d: report.series_plot(events, "swap", {"activation → first answer":
+                                                                           "first_answer_ms",
+                                                                           "activation call": "activate_call_ms"},
+                                                          f"{task} swaps under load ({clients} clients)",
+                                                          d / "swap.png", "swap", "ms")])
+    console.print(md.read_text())
+    console.print(f"written to {folder}")
+
+
+@app.command("memory")
+def memory(
+    backbone: str = typer.Option("embedded"),
+    adapters: int = typer.Option(32),
+    rank: int = typer.Option(8),
+    targets: str = typer.Option("qkv", help="qkv | all-linear"),
+    lora_path: str = typer.Option("bank", help="bank | peft"),
+    out: Optional[Path] = typer.Option(None),
+) -> None:
+    """Resident memory per additional adapter vs a full model copy (this process's RSS)."""
+    from adapters import reporting as report
+    from adapters.backbones import load_backbone
+
+    from .memory import bench_memory
+
+    folder = _out(out)
+    rows, summary = bench_memory(load_backbone(backbone), adapters, rank, targets, lora=lora_path)
+    for r in rows:
+        r["full_copy_mb"] = summary["full_copy_mb"]
+    md = report.write(folder, "memory", rows, ["adapters", "rss_mb", "added_mb"],
+                      {"backbone": backbone, "rank": rank, "targets": targets, "lora_path": lora_path},
+                      summary=summary,
+                      plots=[lambda d: report.series_plot(rows, "adapters", {"RSS added by adapters": "added_mb",
+                                                                             "one full model copy": "full_copy_mb"},
+                                                          f"resident memory, LoRA r={rank} ({targets}, {lora_path})",
+                                                          d / "memory.png", "resident adapters", "MB")])
+    console.print(md.read_text())
+    console.print(f"written to {folder}")

@@ -38,3 +38,60 @@ def test_onnx_part(served_folder, tmp_path):
         assert all(row[k] > 0 for k in row if k.endswith("_speedup"))
     assert "merged_int8_one_speedup" in (tmp_path / "onnx.md").read_text()
     assert (tmp_path / "onnx.png").stat().st_size > 0
+
+
+def test_memory_part(served_folder, tmp_path):
+    _run(["memory", "--backbone", str(served_folder), "--adapters", "8"], tmp_path)
+    data = json.loads((tmp_path / "memory.json").read_text())
+    s = data["summary"]
+    assert s["full_copy_params"] > s["per_adapter_params"] > 0
+    assert s["full_copy_mb"] > 0 and [r["adapters"] for r in data["results"]] == [0, 8]
+    assert (tmp_path / "memory.png").stat().st_size > 0
+
+
+def test_pipeline_baseline_answers_every_task(served_folder):
+    from adapters.backbones import load_backbone
+    from service.bench.baseline import build_pipelines, call, sequential
+    from service.bench.workload import requests
+
+    pipes = build_pipelines(load_backbone(str(served_folder)))
+    items = requests(8, words=20)
+    for task, item in items[:4]:
+        assert call(pipes, task, item) is not None
+    result = sequential(pipes, items, seconds=0.5, warmup=4)
+    assert result["answered"] > 0 and result["rps"] > 0
+
+
+def test_in_process_throughput_of_the_served_composition(store, served_folder):
+    from service.bench.service import in_process, load_runtime
+    from service.bench.workload import requests
+
+    runtime = load_runtime(store, str(served_folder))
+    rates = in_process(runtime, requests(16, words=20), [1, 4], rounds=1)
+    assert set(rates) == {1, 4} and all(v > 0 for v in rates.values())
+
+
+def test_service_part_on_a_real_server(store, served_folder, tmp_path):
+    _run(["service", "--store", str(store), "--backbone", str(served_folder), "--concurrency", "1,4",
+          "--seconds", "1", "--baseline-seconds", "0.5", "--rounds", "1", "--words", "1"], tmp_path)
+    data = json.loads((tmp_path / "service.json").read_text())
+    assert [r["concurrency"] for r in data["results"]] == [1, 4]
+    for row in data["results"]:
+        assert row["errors"] == 0 and row["answered"] > 0
+        assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+        assert row["service_over_in_process"] > 0 and row["service_over_baseline"] > 0
+        assert 0 < row["fraction_of_matmul_peak"] < 1
+    assert data["summary"]["baseline_rps"] > 0
+    assert (tmp_path / "service_throughput.png").is_file() and (tmp_path / "service_latency.png").is_file()
+
+
+def test_swap_part_on_a_real_server(store, served_folder, tmp_path):
+    _run(["swap", "--store", str(store), "--backbone", str(served_folder), "--swaps", "3", "--clients", "2",
+          "--words", "1"],
+         tmp_path)
+    data = json.loads((tmp_path / "swap.json").read_text())
+    s = data["summary"]
+    assert s["swaps"] == s["swaps_ok"] == 3 and s["failed_requests"] == 0 and s["requests"] > 0
+    versions = [e["version"] for e in data["results"]]
+    assert versions[0] != versions[1] and versions[0] == versions[2]  # back and forth
+    assert all(e["first_answer_ms"] > 0 for e in data["results"])

@@ -1,0 +1,108 @@
+"""Service benchmark: a real server under closed-loop HTTP load, against the same model in process.
+
+For each concurrency C, C clients send one-note requests (tasks in turn) back to back for a
+fixed time after a warm-up; answered requests/s and latency percentiles are recorded. The
+in-process figure is the served composition itself (:class:`~service.runtime.Runtime`, the
+store's active adapters, the same backend) running forwards of min(C, max batch) mixed rows of
+the same notes, without HTTP, batching queue or JSON. Useful FLOP/s counts real tokens only.
+"""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+from ..settings import ServiceSettings
+from .soak import _pct, free_port
+from .workload import body, requests
+
+
+def load_runtime(store: Path, backbone: str, backend: str = "torch", **settings):
+    """The service's runtime in this process, every active adapter loaded (no polling)."""
+    from ..runtime import Runtime
+
+    runtime = Runtime(ServiceSettings(store=store, backbone=backbone, backend=backend, device="cpu", **settings))
+    runtime.start(poll=False)
+    return runtime
+
+
+def encoded(runtime, items: list[tuple[str, object]]):
+    """Rows and slot names for (task, item) pairs, tokenised as the service does."""
+    from adapters.predict import Predictor
+
+    predictors = {t: Predictor(runtime.model, s.resident.slot, truncate=runtime.settings.truncate)  # as served
+                  for t, s in runtime.states.items() if s.resident}
+    missing = sorted({t for t, _ in items} - set(predictors))
+    if missing:
+        raise ValueError(f"the store has no active adapter for {', '.join(missing)}")
+    rows = [predictors[t].encode(item)[0] for t, item in items]
+    return rows, [predictors[t].name for t, _ in items]
+
+
+def in_process(runtime, items, batches: list[int], rounds: int = 5) -> dict[int, float]:
+    """Sequences/s of mixed forwards at each batch size (median of ``rounds``), sorted by length
+    like the service's batcher."""
+    rows, names = encoded(runtime, items)
+    out = {}
+    with torch.inference_mode():
+        for batch in batches:
+            index = sorted(range(batch), key=lambda i: len(rows[i % len(rows)]))
+            chunk = [rows[i % len(rows)] for i in index]
+            chunk_names = [names[i % len(rows)] for i in index]
+            runtime.model(chunk, chunk_names)  # warm-up
+            times = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                runtime.model(chunk, chunk_names)
+                times.append(time.perf_counter() - start)
+            out[batch] = batch / statistics.median(times)
+    return out
+
+
+async def closed_loop(url: str, items, concurrency: int, seconds: float, warmup: float = 3.0) -> dict:
+    """``concurrency`` clients, each sending the next request as soon as its answer arrives."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
+    latencies, statuses, cursor = [], {}, [0]
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(60.0, connect=5.0), limits=limits) as client:
+        start = time.monotonic()
+        counting, deadline = start + warmup, start + warmup + seconds
+
+        async def worker() -> None:
+            while (now := time.monotonic()) < deadline:
+                task, item = items[cursor[0] % len(items)]
+                cursor[0] += 1
+                t0 = time.perf_counter()
+                try:
+                    status = (await client.post("/predict", json=body(task, item))).status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                if now >= counting:
+                    statuses[status] = statuses.get(status, 0) + 1
+                    if status == 200:
+                        latencies.append(time.perf_counter() - t0)
+
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), warmup + seconds + 90)
+        measured = time.monotonic() - counting
+    return {"concurrency": concurrency, "rps": len(latencies) / measured, "p50_ms": _pct(latencies, 50),
+            "p95_ms": _pct(latencies, 95), "p99_ms": _pct(latencies, 99),
+            "errors": sum(v for k, v in statuses.items() if k != 200), "answered": len(latencies),
+            "seconds": measured}
+
+
+def run_server_load(store: Path, backbone: str, items, levels: list[int], seconds: float, log_file: Path,
+                    **server_settings) -> list[dict]:
+    from ..server import server_env, start_server, stop_server, wait_ready
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(port, server_env(store=store, backbone=backbone, device="cpu", **server_settings),
+                           log_file=log_file)
+    try:
+        wait_ready(url, process, timeout=600)
+        return [asyncio.run(closed_loop(url, items, c, seconds)) for c in levels]
+    finally:
+        stop_server(process)

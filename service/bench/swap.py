@@ -1,0 +1,102 @@
+"""Swap benchmark: activation (admin API) to the first answer from the new version, under load.
+
+A real server serves mixed closed-loop load; a probe loop asks the swapped task over and over.
+Each swap activates the other of two versions through ``POST /admin/adapters/{task}/{v}/activate``
+(the registry's checks, then the service loads the version and flips the pointer). With
+``resident_cap`` 0 every swap loads from disk; retired versions are not kept.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+
+from .soak import _pct, ensure_versions, free_port
+from .workload import body, requests
+
+ADMIN_TOKEN = "bench-admin-token"
+
+
+async def _swaps(url: str, task: str, versions: list[str], swaps: int, clients: int, pause: float,
+                 words: int) -> dict:
+    items = requests(64, words=words)
+    probe_item = next(item for t, item in items if t == task)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    statuses: dict = {}
+    events = []
+    stop = asyncio.Event()
+    latest = {"version": None, "at": 0.0}
+    limits = httpx.Limits(max_connections=clients + 4, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(60.0, connect=5.0), limits=limits) as client:
+
+        async def load(k: int) -> None:
+            i = k
+            while not stop.is_set():
+                t, item = items[i % len(items)]
+                i += clients
+                try:
+                    status = (await client.post("/predict", json=body(t, item))).status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                statuses[status] = statuses.get(status, 0) + 1
+
+        async def probe() -> None:
+            while not stop.is_set():
+                try:
+                    r = await client.post("/predict", json=body(task, probe_item))
+                    status = r.status_code
+                    if status == 200:
+                        latest.update(version=r.json()["adapter"]["version"], at=time.perf_counter())
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                statuses[status] = statuses.get(status, 0) + 1
+
+        async def swapper() -> None:
+            await asyncio.sleep(2.0)
+            for k in range(swaps):
+                target = versions[(k + 1) % len(versions)]
+                start = time.perf_counter()
+                r = await client.post(f"/admin/adapters/{task}/{target}/activate", headers=headers)
+                returned = time.perf_counter()
+                while not (latest["version"] == target and latest["at"] > start) and time.perf_counter() - start < 30:
+                    await asyncio.sleep(0.001)
+                first = latest["at"] - start if latest["version"] == target else float("nan")
+                events.append({"swap": k + 1, "version": target, "status": r.status_code,
+                               "activate_call_ms": 1000 * (returned - start), "first_answer_ms": 1000 * first,
+                               "first_answer_after_call_ms": 1000 * (latest["at"] - returned)})
+                await asyncio.sleep(pause)
+            stop.set()
+
+        await asyncio.wait_for(asyncio.gather(swapper(), probe(), *(load(k) for k in range(clients))),
+                               swaps * (pause + 35) + 60)
+    return {"events": events, "statuses": statuses}
+
+
+def bench_swap(store: Path, backbone: str, task: str = "mortality", swaps: int = 10, clients: int = 4,
+               pause: float = 1.0, log_file: Path | None = None, words: int = 80, **server_settings) -> tuple[list[dict], dict]:
+    from ..server import server_env, start_server, stop_server, wait_ready
+
+    versions = ensure_versions(store, task)[-2:]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = server_env(store=store, backbone=backbone, device="cpu", admin_tokens=ADMIN_TOKEN, resident_cap=0,
+                     **server_settings)
+    process = start_server(port, env, log_file=log_file)
+    try:
+        wait_ready(url, process, timeout=600)
+        result = asyncio.run(_swaps(url, task, versions, swaps, clients, pause, words))
+    finally:
+        stop_server(process)
+    events = result["events"]
+    firsts = [e["first_answer_ms"] for e in events]
+    failed = sum(v for k, v in result["statuses"].items() if k != 200)
+    summary = {"task": task, "versions": versions, "swaps": len(events),
+               "swaps_ok": sum(e["status"] == 200 for e in events),
+               "first_answer_ms_p50": _pct([f / 1000 for f in firsts], 50),
+               "first_answer_ms_max": max(firsts), "activate_call_ms_p50": _pct([e["activate_call_ms"] / 1000
+                                                                                 for e in events], 50),
+               "requests": sum(result["statuses"].values()), "failed_requests": failed,
+               "statuses": {str(k): v for k, v in result["statuses"].items()}}
+    return events, summary

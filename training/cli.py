@@ -38,12 +38,14 @@ def train(
     format: Optional[str] = typer.Option(None, help="mimic-csv | i2b2 | conll | re-tsv | csv | jsonl (inferred)"),
     method: Method = typer.Option(Method.lora, help="lora | ia3 | full | prompt | prefix"),
     backbone: str = typer.Option("embedded", help="embedded, embedded:layers=K, a folder or a hub id"),
-    rank: int = typer.Option(8, help="LoRA rank"),
-    alpha: float = typer.Option(8, help="LoRA alpha"),
+    recipe: str = typer.Option("paper", help="paper (r=8, alpha 8, query/key/value, lr 3e-4, 5 epochs) | bedside "
+                               "(r=16, alpha 32, every Linear, lr 1e-3, 3 epochs); explicit flags win"),
+    rank: Optional[int] = typer.Option(None, help="LoRA rank (default: the recipe's)"),
+    alpha: Optional[float] = typer.Option(None, help="LoRA alpha (default: the recipe's)"),
     dropout: float = typer.Option(0.1, help="LoRA dropout"),
-    target_modules: str = typer.Option("query,key,value", help="comma-separated module names"),
-    lr: Optional[float] = typer.Option(None, help="learning rate (3e-4 PEFT, 3e-5 full)"),
-    epochs: int = typer.Option(5),
+    target_modules: Optional[str] = typer.Option(None, help="comma-separated module names (default: the recipe's)"),
+    lr: Optional[float] = typer.Option(None, help="learning rate (default: the recipe's for PEFT, 3e-5 full)"),
+    epochs: Optional[int] = typer.Option(None, help="default: the recipe's"),
     batch_size: int = typer.Option(32),
     max_length: int = typer.Option(128, help="token limit per input"),
     seed: int = typer.Option(0),
@@ -63,8 +65,9 @@ def train(
 
     try:
         spec = resolve_task(task)
-        settings = TrainSettings(method=method, rank=rank, alpha=alpha, dropout=dropout,
-                                 target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
+        targets = tuple(t.strip() for t in target_modules.split(",") if t.strip()) if target_modules else None
+        settings = TrainSettings(recipe=recipe, method=method, rank=rank, alpha=alpha, dropout=dropout,
+                                 target_modules=targets,
                                  lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length, seed=seed,
                                  few_shot=few_shot, time_budget=time_budget, device=device, precision=precision)
         options = {"label_map": str(label_map)} if label_map else {}

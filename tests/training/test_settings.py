@@ -1,0 +1,26 @@
+"""Recipes fill what is left unset; explicit values win."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from training.settings import ALL_LINEAR, PAPER_TARGETS, TrainSettings
+
+
+def test_paper_recipe_is_the_default():
+    s = TrainSettings()
+    assert (s.recipe, s.rank, s.alpha, s.target_modules, s.lr, s.epochs) == ("paper", 8, 8, PAPER_TARGETS, 3e-4, 5)
+    assert TrainSettings(method="full").lr == 3e-5
+
+
+def test_bedside_recipe_and_overrides():
+    s = TrainSettings(recipe="bedside")
+    assert (s.rank, s.alpha, s.target_modules, s.lr, s.epochs) == (16, 32, ALL_LINEAR, 1e-3, 3)
+    s = TrainSettings(recipe="bedside", rank=4, lr=5e-4, epochs=1, target_modules=("query",))
+    assert (s.rank, s.alpha, s.target_modules, s.lr, s.epochs) == (4, 32, ("query",), 5e-4, 1)
+    assert TrainSettings(recipe="bedside", method="full").lr == 3e-5
+
+
+def test_unknown_recipe_is_refused():
+    with pytest.raises(ValidationError, match="recipe"):
+        TrainSettings(recipe="fast")

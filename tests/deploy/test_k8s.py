@@ -304,7 +304,7 @@ def test_sweep_indexed_job():
     assert int(container.resources.limits["nvidia.com/gpu"]) == 1
     claims = {v.model_extra.get("persistentVolumeClaim", {}).get("claimName") for v in spec.volumes} - {None}
     assert claims <= {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
-    assert re.search(r"FUTURE WORK.*bedside sweep", SWEEP.read_text()), "say the command does not exist yet"
+    assert "--count" in SWEEP.read_text(), "say how to size completions"
 
 
 # -- against a cluster, when there is one ------------------------------------------------------------------

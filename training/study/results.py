@@ -1,0 +1,64 @@
+"""The tidy results table: one row per run (CSV), merged from every run's result.json."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from .runner import RESULT
+
+COLUMNS = ["run_id", "study", "backbone", "domain", "backbone_params", "method", "trainable_params", "task",
+           "task_kind", "seed", "rank", "few_shot", "time_budget", "metric", "score", "val_score", "train_seconds",
+           "time_to_best_s", "peak_rss_mb", "eval_examples_per_s", "train_examples_per_s", "status", "error"]
+
+
+def flatten(result: dict) -> dict:
+    row = {k: result.get(k) for k in ("run_id", "study", "backbone", "domain", "backbone_params", "method",
+                                      "task", "task_kind", "seed", "rank", "few_shot", "time_budget", "status")}
+    row["error"] = result.get("error")
+    metrics, cost = result.get("metrics") or {}, result.get("cost") or {}
+    val = next((k for k in metrics if k.startswith("val_")), None)
+    if val:
+        name = val[len("val_"):]
+        row.update(metric=name, score=metrics.get(f"test_{name}"), val_score=metrics.get(val))
+    for key in ("trainable_params", "train_seconds", "time_to_best_s", "peak_rss_mb", "eval_examples_per_s",
+                "train_examples_per_s"):
+        row[key] = cost.get(key)
+    row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
+    return row
+
+
+def collect(out: Path) -> list[dict]:
+    rows = []
+    for file in sorted((out / "runs").glob(f"*/{RESULT}")):
+        try:
+            rows.append(flatten(json.loads(file.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue  # being written by another worker
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    extra = sorted({k for r in rows for k in r} - set(COLUMNS))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + extra)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    def parse(value: str):
+        if value == "":
+            return None
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        return value
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(f)]

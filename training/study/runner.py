@@ -1,0 +1,158 @@
+"""Run one planned run (or all): train, score, record; a finished run is never redone.
+
+Each run writes ``OUT/runs/<run id>/result.json`` last and atomically: a run killed midway
+leaves no result and is redone on the next sweep; a run that raised records its error and
+the sweep goes on. Pre-trained backbones are made once under ``OUT/backbones/`` (file-locked,
+so parallel workers wait for one another).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+from filelock import FileLock
+
+from adapters.backbones import load_backbone
+from adapters.tasks import resolve_task
+
+from .config import BackboneEntry, StudyConfig, TaskEntry
+from .plan import Run
+
+RESULT = "result.json"
+
+
+def run_dir(out: Path, run: Run) -> Path:
+    return out / "runs" / run.run_id
+
+
+def read_result(out: Path, run: Run) -> dict | None:
+    file = run_dir(out, run) / RESULT
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _path(base: Path, value: str | None) -> str | None:
+    if value is None:
+        return None
+    candidate = Path(value)
+    return str(candidate if candidate.is_absolute() else (base / candidate))
+
+
+def backbone_spec(config: StudyConfig, entry: BackboneEntry, base: Path, out: Path, progress: bool = True) -> str:
+    """The spec that loads this backbone; a pretrain entry is made first (once)."""
+    if entry.pretrain is None:
+        spec = str(entry.spec)
+        local = base / spec
+        return str(local) if not spec.startswith("embedded") and local.exists() else spec
+    from ..pretrain import pretrain
+
+    folder = out / "backbones" / entry.name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "pretrain.json").is_file():
+            p = entry.pretrain
+            pretrain(p.base, [_path(base, c) for c in p.corpus], folder, steps=p.steps, batch_size=p.batch_size,
+                     max_length=p.max_length, lr=p.lr, seed=p.seed, progress=progress)
+    return str(folder)
+
+
+def _task(config: StudyConfig, name: str) -> TaskEntry:
+    return next(t for t in config.tasks if t.name == name)
+
+
+def _backbone(config: StudyConfig, name: str) -> BackboneEntry:
+    return next(b for b in config.backbones if b.name == name)
+
+
+def settings_for(config: StudyConfig, run: Run):
+    from ..settings import TrainSettings
+
+    values = {**config.train, **config.method_train.get(run.method, {}), "method": run.method, "seed": run.seed}
+    if run.rank is not None:
+        default = TrainSettings(**{k: v for k, v in values.items() if k not in ("rank", "alpha")})
+        values.update(rank=run.rank, alpha=run.rank * default.alpha / default.rank)  # same scaling at every rank
+    if run.few_shot is not None:
+        values["few_shot"] = run.few_shot
+    if run.time_budget is not None:
+        values["time_budget"] = run.time_budget
+    return TrainSettings(**values)
+
+
+def execute(config: StudyConfig, config_path: Path, run: Run, out: Path, progress: bool = True) -> dict:
+    """Train and score one run; return (and save) its result. Errors are recorded, not raised."""
+    from ..loaders import load_dataset
+    from ..trainer import train
+
+    existing = read_result(out, run)
+    if existing and existing.get("status") == "ok":
+        return existing
+    folder = run_dir(out, run)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = config.base_dir(config_path)
+    entry, task_entry = _backbone(config, run.backbone), _task(config, run.task)
+    record = {"run_id": run.run_id, **run.as_dict(), "domain": entry.domain, "status": "failed"}
+    try:
+        settings = settings_for(config, run)
+        spec = resolve_task(_path(base, task_entry.task) if Path(base / task_entry.task).exists() else task_entry.task)
+        options = {"label_map": _path(base, task_entry.label_map)} if task_entry.label_map else {}
+        splits = load_dataset(_path(base, task_entry.data), spec, task_entry.format, **options)
+        backbone = load_backbone(backbone_spec(config, entry, base, out, progress))
+        backbone_params = backbone.num_parameters()
+        result = train(spec, splits, settings, folder / "train", backbone=backbone, name=run.run_id[:120],
+                       progress=progress)
+        metrics = json.loads((folder / "train" / "metrics.json").read_text())
+        record.update(status="ok", backbone_params=backbone_params, task_kind=spec.kind.value,
+                      metrics=metrics["metrics"], cost=metrics["cost"], settings=metrics["settings"])
+    except Exception as exc:  # one failed run must not stop the sweep
+        record["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        record["traceback"] = traceback.format_exc()[-4000:]
+    _write_json(folder / RESULT, record)
+    return record
+
+
+def pending(config: StudyConfig, runs: list[Run], out: Path, retry_failed: bool) -> list[int]:
+    todo = []
+    for i, run in enumerate(runs):
+        result = read_result(out, run)
+        if result is None or (retry_failed and result.get("status") != "ok"):
+            todo.append(i)
+    return todo
+
+
+def run_parallel(config_path: Path, indices: list[int], workers: int, out: Path, on_done=None) -> None:
+    """Each run in its own process (``bedside sweep CONFIG --index i``), ``workers`` at a time."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BEDSIDE_TORCH_THREADS": str(threads)}
+    queue, running = list(indices), {}
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    while queue or running:
+        while queue and len(running) < workers:
+            i = queue.pop(0)
+            log = open(logs / f"run-{i}.log", "wb")
+            command = [sys.executable, "-m", "adapters.cli", "sweep", str(config_path), "--index", str(i),
+                       "--out", str(out), "--no-progress"]
+            running[i] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+        for i, (process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                del running[i]
+                if on_done:
+                    on_done(i, process.returncode)
+        if running:
+            try:
+                next(iter(running.values()))[0].wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass

@@ -46,10 +46,12 @@ class BackboneEntry(BaseModel):
 class TaskEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: str  # a preset name or a task spec file
-    data: str
+    data: str  # a path, or synth:<folder>[:size] for the synthetic set (made once under OUT/data)
     format: str | None = None
     label_map: str | None = None
     label: str | None = None
+    max_train: int | None = Field(None, ge=1, description="a fixed random subset of train (CPU budgets)")
+    max_eval: int | None = Field(None, ge=1, description="a fixed random subset of val and of test")
 
     @property
     def name(self) -> str:

@@ -68,6 +68,35 @@ def backbone_spec(config: StudyConfig, entry: BackboneEntry, base: Path, out: Pa
     return str(folder)
 
 
+def data_path(entry: TaskEntry, base: Path, out: Path) -> str:
+    """The task's data; ``synth:<folder>[:size]`` is written once (seed 0) under ``OUT/data``."""
+    if not entry.data.startswith("synth:"):
+        return _path(base, entry.data)
+    from ..synth import write_synthetic
+
+    _, folder, *size = entry.data.split(":")
+    root = out / "data" / f"synth-{size[0] if size else 600}"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if not (root / ".complete").is_file():
+            write_synthetic(root, seed=0, size=int(size[0]) if size else 600)
+            (root / ".complete").write_text("")
+    return str(root / folder)
+
+
+def subsample(splits: dict, entry: TaskEntry) -> dict:
+    """Fixed subsets (the same for every run of the study, whatever its seed)."""
+    import random
+
+    limits = {"train": entry.max_train, "val": entry.max_eval, "test": entry.max_eval}
+    out = {}
+    for split, examples in splits.items():
+        n = limits.get(split)
+        out[split] = random.Random(f"{entry.name}:{split}").sample(examples, n) if n and n < len(examples) \
+            else examples
+    return out
+
+
 def _task(config: StudyConfig, name: str) -> TaskEntry:
     return next(t for t in config.tasks if t.name == name)
 
@@ -107,7 +136,8 @@ def execute(config: StudyConfig, config_path: Path, run: Run, out: Path, progres
         settings = settings_for(config, run)
         spec = resolve_task(_path(base, task_entry.task) if Path(base / task_entry.task).exists() else task_entry.task)
         options = {"label_map": _path(base, task_entry.label_map)} if task_entry.label_map else {}
-        splits = load_dataset(_path(base, task_entry.data), spec, task_entry.format, **options)
+        splits = subsample(load_dataset(data_path(task_entry, base, out), spec, task_entry.format, **options),
+                           task_entry)
         backbone = load_backbone(backbone_spec(config, entry, base, out, progress))
         backbone_params = backbone.num_parameters()
         result = train(spec, splits, settings, folder / "train", backbone=backbone, name=run.run_id[:120],

@@ -139,3 +139,28 @@ def test_pretrain_writes_a_loadable_backbone(tmp_path, served_folder):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
     assert _cli("pretrain", "--corpus", str(empty), "--out", str(tmp_path / "x")).exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["example", "paper"])
+def test_shipped_study_files_parse(name):
+    from pathlib import Path
+
+    config = load_config(Path(ROOT) / "training" / "study" / "configs" / f"{name}.yaml")
+    runs = expand(config)
+    methods = {r.method for r in runs}
+    assert {"lora", "ia3", "prompt", "full"} <= methods and {r.study for r in runs} == {"main", "rank", "few_shot",
+                                                                                       "time_budget"}
+    assert any(b.domain != "general" for b in config.backbones)
+
+
+def test_synthetic_data_and_subsets(tmp_path, served_folder):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "s", "out": str(tmp_path / "out"), "backbones": [{"spec": str(served_folder), "label": "tiny"}],
+        "tasks": [{"task": "ner", "data": "synth:ner:60", "max_train": 10, "max_eval": 5}],
+        "train": {"epochs": 1, "batch_size": 8, "max_length": 48}}))
+    result = _cli("sweep", str(path), "--no-progress")
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("runs/*/result.json")]
+    assert record["status"] == "ok" and record["cost"]["train_examples"] == 10
+    assert (tmp_path / "out" / "data" / "synth-60" / "ner").is_dir()

@@ -231,3 +231,18 @@ def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cac
     assert shared.session is session
     assert all(torch.allclose(a, g, atol=1e-5) for a, g in zip(again, got))
     assert export_shared(base, linear_targets(base), cache)[0] == graph  # cached
+
+
+def test_fp16_variant_has_half_weights_and_float_logits(onnx_artifacts, base, cache):
+    import numpy as np
+    import onnx
+
+    exported = export_artifact(onnx_artifacts["mortality"], base, cache, "fp16")
+    graph = onnx.load(str(exported.model_path)).graph
+    assert onnx.TensorProto.FLOAT16 in {t.data_type for t in graph.initializer}
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # callers see float32
+    fp32 = export_artifact(onnx_artifacts["mortality"], base, cache, "fp32")
+    feeds = {"input_ids": np.array([[1, 5, 9, 12, 2]], np.int64), "attention_mask": np.ones((1, 5), np.int64)}
+    half = open_session(exported.model_path, CPU).run(None, feeds)[0]
+    full = open_session(fp32.model_path, CPU).run(None, feeds)[0]
+    assert np.abs(half - full).max() < 2e-2

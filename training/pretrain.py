@@ -49,6 +49,18 @@ def read_passages(path: str | Path) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
+def mlm_loss(model, batch: dict) -> torch.Tensor:
+    """Masked-LM loss; for BERT-style heads the vocabulary projection runs on the masked
+    positions only (15 % of tokens), not on every token as the stock forward does."""
+    head = getattr(model, "cls", None)
+    if head is None:
+        return model(**batch).loss
+    labels = batch["labels"]
+    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state
+    masked = labels != -100
+    return torch.nn.functional.cross_entropy(head(hidden[masked]), labels[masked])
+
+
 def pretrain(base: str, corpus: list[str | Path], out: str | Path, steps: int = 200, batch_size: int = 16,
              max_length: int = 128, lr: float = 5e-5, mlm_probability: float = 0.15, seed: int = 0,
              progress: bool = True) -> Path:
@@ -78,7 +90,7 @@ def pretrain(base: str, corpus: list[str | Path], out: str | Path, steps: int = 
     bar = tqdm(range(steps), desc="pre-training (MLM)", disable=not progress, unit="step")
     for _ in bar:
         batch = collator([{"input_ids": ids} for ids in rng.sample(encoded, min(batch_size, len(encoded)))])
-        loss = model(**batch).loss
+        loss = mlm_loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

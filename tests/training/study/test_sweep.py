@@ -164,3 +164,19 @@ def test_synthetic_data_and_subsets(tmp_path, served_folder):
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("runs/*/result.json")]
     assert record["status"] == "ok" and record["cost"]["train_examples"] == 10
     assert (tmp_path / "out" / "data" / "synth-60" / "ner").is_dir()
+
+
+def test_fast_mlm_loss_equals_the_stock_loss(served_folder):
+    import torch
+    from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
+
+    from adapters.backbones import load_backbone
+    from training.pretrain import mlm_loss
+
+    backbone = load_backbone(str(served_folder))
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_config(backbone.encoder.config).eval()
+    collator = DataCollatorForLanguageModeling(backbone.tokenizer, mlm_probability=0.3)
+    batch = collator([{"input_ids": backbone.tokenizer(t)["input_ids"]} for t in
+                      ["lasix was given for edema", "the patient improved after aspirin and heparin were started"]])
+    assert torch.allclose(mlm_loss(model, batch), model(**batch).loss, atol=1e-5)

@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter  # noqa: E402
 
 CLOSE_POINTS = 3.0  # "LoRA close to full fine-tuning": within this many points
 
@@ -69,6 +70,17 @@ def summarise_main(rows):
     return out
 
 
+def _plain_log_axis(ax, base: int = 10) -> None:
+    """A log x axis labelled with plain numbers (no overlapping minor labels)."""
+    ax.set_xscale("log", base=base)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _millions(ax) -> None:
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e6:.0f}M"))
+
+
 def _panels(n, width=5.0, height=3.8):
     fig, axes = plt.subplots(1, max(1, n), figsize=(width * max(1, n), height), squeeze=False)
     return fig, list(axes[0])
@@ -118,7 +130,10 @@ def figure_params(summary, tasks, rows, folder: Path) -> str:
                 if points:
                     xs, ys = zip(*sorted(points))
                     ax.scatter(xs, [100 * y for y in ys], label=method, color=f"C{i}")
-            ax.set_xscale("log")
+            if key == "trainable_params":
+                ax.set_xscale("log")
+            else:  # a narrow range: millions on a linear axis read better
+                _millions(ax)
             ax.set_xlabel(label)
             ax.set_ylabel(f"{task}: test {_metric(rows, task)} ×100")
             ax.grid(alpha=0.3)
@@ -175,7 +190,8 @@ def figure_time(summary, rows, tasks, folder: Path) -> str:
         for i, (task, group) in enumerate(_groups(data, "task").items()):
             points = sorted((x, _median([r["score"] for r in g])) for (x,), g in _groups(group, key).items())
             ax.plot([p[0] for p in points], [100 * (p[1] or 0) for p in points], marker="o", label=task[0])
-        ax.set_xscale("log", base=2 if key == "few_shot" else 10)
+        _plain_log_axis(ax, 2 if key == "few_shot" else 10)
+        ax.set_xticks(sorted({r[key] for r in data}))
         ax.set(xlabel=xlabel, ylabel="test score ×100", title=title)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -234,7 +250,8 @@ def figure_rank(diffs, folder: Path) -> str:
     for task, points in diffs.items():
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=task)
     ax.axhline(0, color="grey", lw=0.8, ls="--")
-    ax.set_xscale("log", base=2)
+    _plain_log_axis(ax, 2)
+    ax.set_xticks(sorted({r for points in diffs.values() for r, _ in points}))
     ax.set(xlabel="LoRA rank r", ylabel="test score − score at r=8 (points)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -266,8 +283,14 @@ def findings(summary, rows) -> list[str]:
                 weaker.append(s["score"] < lora)
     if compared:
         verdict = "holds" if all(weaker) else "holds partly" if any(weaker) else "does not hold"
-        detail = "; ".join(f"{m} on {t} with {b}: {d:+.1f}" for b, m, t, d in compared)
-        out.append(f"**IA3 and prompt methods weaker than LoRA on NER — {verdict} here** (points vs LoRA: {detail}).")
+        per_method = []
+        for method in ("ia3", "prompt", "prefix"):
+            diffs = [d for _, m, _, d in compared if m == method]
+            if diffs:
+                per_method.append(f"{method} below LoRA in {sum(d < 0 for d in diffs)} of {len(diffs)} backbone×task "
+                                  f"pairs, {statistics.mean(diffs):+.1f} points on average (range {min(diffs):+.1f} to "
+                                  f"{max(diffs):+.1f})")
+        out.append(f"**IA3 and prompt methods weaker than LoRA on NER — {verdict} here**: " + "; ".join(per_method) + ".")
     else:
         out.append("IA3/prompt vs LoRA on NER: not measured (needs a token task with those methods and LoRA).")
     sizes = sorted({s["backbone_params"] for s in summary.values() if s["domain"] != "general"})

@@ -180,3 +180,13 @@ def test_fast_mlm_loss_equals_the_stock_loss(served_folder):
     batch = collator([{"input_ids": backbone.tokenizer(t)["input_ids"]} for t in
                       ["lasix was given for edema", "the patient improved after aspirin and heparin were started"]])
     assert torch.allclose(mlm_loss(model, batch), model(**batch).loss, atol=1e-5)
+
+
+def test_parallel_workers_run_every_run_once(tmp_path, synth, served_folder):
+    path = study_file(tmp_path, synth, served_folder, methods=["lora"], seeds=[0, 1])
+    result = _cli("sweep", str(path), "--workers", "2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("runs/*/result.json")]
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 5
+    assert len(list((tmp_path / "out" / "logs").glob("run-*.log"))) == 4

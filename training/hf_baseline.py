@@ -73,6 +73,7 @@ def train_hf(task: TaskSpec, splits: dict[str, list[Example]], settings: TrainSe
             per_device_eval_batch_size=settings.eval_batch_size, learning_rate=settings.learning_rate(),
             num_train_epochs=settings.epochs, weight_decay=settings.weight_decay,
             warmup_steps=settings.warmup_ratio, lr_scheduler_type="linear", optim="adamw_torch",
+            max_grad_norm=settings.max_grad_norm or 0.0,
             eval_strategy="no", save_strategy="no", logging_strategy="no", report_to=[], seed=settings.seed,
             data_seed=settings.seed, dataloader_num_workers=0, use_cpu=settings.device == "cpu"
             or not torch.cuda.is_available(), disable_tqdm=not progress)

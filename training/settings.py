@@ -44,6 +44,7 @@ class TrainSettings(BaseModel):
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     head_dropout: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping (transformers' Trainer default)")
 
     @model_validator(mode="before")
     @classmethod

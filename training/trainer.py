@@ -1,7 +1,7 @@
 """Fine-tune one adapter the paper's way and write the artifact.
 
-AdamW (weight decay 0.01, none on biases and LayerNorm), linear schedule with
-6 % warm-up, evaluation every epoch, the best epoch kept by the task's primary
+AdamW (weight decay 0.01, none on biases and LayerNorm), gradient norm clipped at 1.0,
+linear schedule with 6 % warm-up, evaluation every epoch, the best epoch kept by the task's primary
 validation metric, the test split scored once at the end. Every run records
 what it cost: parameters, wall time, time to best, peak memory, throughput.
 """
@@ -71,6 +71,12 @@ def build(backbone: Backbone, task: TaskSpec, settings: TrainSettings) -> MultiA
     """The served composition with one fresh adapter, set up for training."""
     model = MultiAdapterModel(backbone)
     head = build_head(task.kind, backbone.hidden_size, task.num_labels, settings.head_dropout)
+    # The encoder's own initialisation for the new classifier (BERT: normal, std 0.02), as a
+    # transformers *ForTokenClassification model starts.
+    std = getattr(backbone.encoder.config, "initializer_range", None)
+    if std:
+        torch.nn.init.normal_(head.classifier.weight, std=std)
+        torch.nn.init.zeros_(head.classifier.bias)
     model.add_adapter(SLOT, task, head, peft_config=peft_config(settings), max_length=settings.max_length)
     if settings.method is Method.full:
         backbone.encoder.requires_grad_(True)
@@ -125,6 +131,7 @@ def train(
     steps_per_epoch = -(-len(rows) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     optimizer = optimizer_for(model, settings)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
     autocast = _autocast(device, settings.precision)
     scaler = torch.amp.GradScaler("cuda", enabled=settings.precision == "fp16")
@@ -152,6 +159,9 @@ def train(
                 loss = model.loss(batch, SLOT)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if settings.max_grad_norm:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             schedule.step()

@@ -24,3 +24,8 @@ def test_bedside_recipe_and_overrides():
 def test_unknown_recipe_is_refused():
     with pytest.raises(ValidationError, match="recipe"):
         TrainSettings(recipe="fast")
+
+
+def test_gradient_clipping_defaults_to_the_trainer_default():
+    assert TrainSettings().max_grad_norm == 1.0
+    assert TrainSettings(max_grad_norm=None).max_grad_norm is None

@@ -54,10 +54,11 @@ class TrainSettings(BaseModel):
         recipe = RECIPES.get(values.get("recipe") or "paper")
         if recipe is None:
             return values  # the Literal check reports it
-        filled = {k: v for k, v in values.items() if v is not None}
+        filled = dict(values)
         for key in ("rank", "alpha", "target_modules", "epochs"):
-            filled.setdefault(key, recipe[key])
-        if "lr" not in filled:
+            if filled.get(key) is None:
+                filled[key] = recipe[key]
+        if filled.get("lr") is None:
             method = Method(filled.get("method", Method.lora))
             filled["lr"] = 3e-5 if method is Method.full else recipe["peft_lr"]
         return filled

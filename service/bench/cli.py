@@ -187,7 +187,7 @@ def service(
     baseline: bool = typer.Option(True, help="also measure the per-request transformers pipeline baseline"),
     baseline_seconds: float = typer.Option(20.0),
     rounds: int = typer.Option(5, help="in-process forwards per batch size"),
-    words: int = typer.Option(80, help="words per note (80 ≈ 100 tokens for the embedded default)"),
+    words: int = typer.Option(64, help="words per note at most (64: about 100 tokens for the embedded default)"),
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """HTTP closed-loop load on a real server vs the same model in process, vs a pipeline per task;
@@ -283,7 +283,7 @@ def swap(
     swaps: int = typer.Option(10),
     clients: int = typer.Option(4, help="closed-loop mixed load during the swaps"),
     backend: str = typer.Option("torch"),
-    words: int = typer.Option(80, help="words per note"),
+    words: int = typer.Option(64, help="words per note at most"),
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """Activation → first answer from the new version, and failed requests, under load."""

@@ -75,7 +75,7 @@ async def _swaps(url: str, task: str, versions: list[str], swaps: int, clients: 
 
 
 def bench_swap(store: Path, backbone: str, task: str = "mortality", swaps: int = 10, clients: int = 4,
-               pause: float = 1.0, log_file: Path | None = None, words: int = 80, **server_settings) -> tuple[list[dict], dict]:
+               pause: float = 1.0, log_file: Path | None = None, words: int = 64, **server_settings) -> tuple[list[dict], dict]:
     from ..server import server_env, start_server, stop_server, wait_ready
 
     versions = ensure_versions(store, task)[-2:]

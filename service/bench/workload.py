@@ -18,15 +18,18 @@ REL_PAIRS = [("lasix", "edema"), ("aspirin", "chest pain"), ("ct scan", "pneumon
 TASKS = ("mortality", "length_of_stay", "ner", "relations")
 
 
-def note(rng: random.Random, words: int = 80) -> str:
-    """About ``words`` words (≈ 100 word pieces for this vocabulary)."""
-    parts: list[str] = []
-    while sum(len(p.split()) for p in parts) < words:
-        parts.append(rng.choice(PHRASES))
-    return " , ".join(parts) + " ."
+def note(rng: random.Random, words: int = 64) -> str:
+    """Phrases up to ``words`` words (64: about 100 word pieces for the embedded default);
+    always at least one phrase."""
+    parts: list[str] = [rng.choice(PHRASES)]
+    while True:
+        phrase = rng.choice(PHRASES)
+        if sum(len(p.split()) for p in parts) + len(phrase.split()) > words:
+            return " , ".join(parts) + " ."
+        parts.append(phrase)
 
 
-def relation_item(rng: random.Random, words: int = 80) -> dict:
+def relation_item(rng: random.Random, words: int = 64) -> dict:
     head, tail = rng.choice(REL_PAIRS)
     context = [note(rng, words // 2), note(rng, words // 2)] if words >= 20 else ["", ""]  # short: the pair only
     text = f"{context[0]} {head} was given for {tail} . {context[1]}".strip()
@@ -36,7 +39,7 @@ def relation_item(rng: random.Random, words: int = 80) -> dict:
             "tail": {"start": tail_start, "end": tail_start + len(tail)}}
 
 
-def requests(n: int, seed: int = 0, words: int = 80) -> list[tuple[str, object]]:
+def requests(n: int, seed: int = 0, words: int = 64) -> list[tuple[str, object]]:
     """``n`` (task, item) pairs cycling through the four tasks; an item is a text or a pair item."""
     rng = random.Random(seed)
     return [(task, relation_item(rng, words) if task == "relations" else note(rng, words))

@@ -14,6 +14,7 @@ artifacts record, so an adapter is never attached to a base it was not trained o
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -156,6 +157,19 @@ def load_backbone(spec: str | None = None, device: str | torch.device = "cpu") -
     drop_pooler(encoder)
     encoder.eval().to(device)
     return Backbone(encoder=encoder, tokenizer=tokenizer, name=name)
+
+
+def transformers_model(backbone: Backbone, auto_class, **config_changes) -> PreTrainedModel:
+    """``auto_class`` (e.g. AutoModelForTokenClassification) around a copy of the backbone's
+    weights: its own head starts fresh; only a missing pooler is allowed."""
+    config = copy.deepcopy(backbone.encoder.config)
+    for key, value in config_changes.items():
+        setattr(config, key, value)
+    model = auto_class.from_config(config)
+    missing, unexpected = model.base_model.load_state_dict(backbone.encoder.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "pooler" not in k]:
+        raise BackboneError(f"the backbone's weights do not fit {auto_class.__name__}")
+    return model
 
 
 def drop_pooler(encoder: PreTrainedModel) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.artifact import Artifact, check_base, check_servable
+from adapters.artifact import Artifact, check_servable
 from adapters.backbones import Backbone
 
 from adapters.onnx.export import default_cache_dir, export_artifact
@@ -56,8 +56,7 @@ class OnnxBackend:
     def prepare(self, path: Path, artifact: Artifact):
         """Export (or reuse the cached export) and open its session: slow, runs outside the lock."""
         m = artifact.manifest
-        check_base(m, self.backbone.fingerprint, self.backbone.name)
-        check_servable(m)
+        check_servable(m)  # the base is checked by the export (merged) or by add (shared)
         if self.design == "shared":
             return artifact
         exported = export_artifact(path, self.backbone, self.cache, self.variant)

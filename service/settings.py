@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_VERSION = "0.1.0"
@@ -15,15 +16,15 @@ class ServiceSettings(BaseSettings):
     store: Path | None = Field(None, description="adapter store (else the registry's default)")
     backbone: str = Field("embedded", description="shared base: embedded, a folder or a hub id")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    backend: str = Field("torch", description="inference backend: torch or onnx (ONNX Runtime)")
-    onnx_variant: str = Field("auto", description="ONNX graphs: auto (int8 on CPU, fp16 on CUDA), fp32, int8 "
+    backend: Literal["torch", "onnx"] = Field("torch", description="inference backend: torch or onnx (ONNX Runtime)")
+    onnx_variant: Literal["auto", "fp32", "int8", "fp16"] = Field("auto", description="ONNX graphs: auto (int8 on CPU, fp16 on CUDA), fp32, int8 "
                               "or fp16")
-    onnx_design: str = Field("merged", description="ONNX: merged (one graph per adapter, LoRA folded in) or "
+    onnx_design: Literal["merged", "shared"] = Field("merged", description="ONNX: merged (one graph per adapter, LoRA folded in) or "
                              "shared (one encoder graph, LoRA weights as inputs)")
     onnx_shared_targets: str = Field("query,key,value", description="shared design: the Linear layers whose "
                                      "LoRA weights are graph inputs")
     onnx_cache: Path | None = Field(None, description="exported graphs (default: ~/.cache/bedside/onnx)")
-    lora_path: str = Field("bank", description="how LoRA runs: bank (one pass per layer for mixed batches) "
+    lora_path: Literal["bank", "peft"] = Field("bank", description="how LoRA runs: bank (one pass per layer for mixed batches) "
                            "or peft (PEFT's per-adapter loop)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
 
@@ -44,34 +45,6 @@ class ServiceSettings(BaseSettings):
     predict_tokens_file: Path | None = None
     admin_tokens_file: Path | None = None
     max_upload_bytes: int = Field(512 << 20, ge=1024, description="admin upload limit")
-
-    @field_validator("lora_path")
-    @classmethod
-    def _known_lora_path(cls, value: str) -> str:
-        if value not in {"bank", "peft"}:
-            raise ValueError("lora_path must be bank or peft")
-        return value
-
-    @field_validator("onnx_variant")
-    @classmethod
-    def _known_variant(cls, value: str) -> str:
-        if value not in {"auto", "fp32", "int8", "fp16"}:
-            raise ValueError("onnx_variant must be auto, fp32, int8 or fp16")
-        return value
-
-    @field_validator("onnx_design")
-    @classmethod
-    def _known_design(cls, value: str) -> str:
-        if value not in {"merged", "shared"}:
-            raise ValueError("onnx_design must be merged or shared")
-        return value
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, value: str) -> str:
-        if value not in {"torch", "onnx"}:
-            raise ValueError("backend must be torch or onnx")
-        return value
 
     def tokens(self, role: str) -> frozenset[str]:
         raw = getattr(self, f"{role}_tokens")

@@ -34,21 +34,16 @@ class _Rows(torch.utils.data.Dataset):
 def hf_model(backbone: Backbone, task: TaskSpec, settings: TrainSettings):
     """``AutoModelForTokenClassification`` with the backbone's weights, wrapped by PEFT
     (TOKEN_CLS: the classifier is trained beside the LoRA weights)."""
-    import copy
-
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForTokenClassification
 
-    config = copy.deepcopy(backbone.encoder.config)
-    config.num_labels = task.num_labels
-    config.id2label = dict(enumerate(task.labels))
-    config.label2id = {label: i for i, label in enumerate(task.labels)}
-    config.classifier_dropout = settings.head_dropout
+    from adapters.backbones import transformers_model
+
     torch.manual_seed(settings.seed)
-    model = AutoModelForTokenClassification.from_config(config)
-    missing, unexpected = model.base_model.load_state_dict(backbone.encoder.state_dict(), strict=False)
-    if unexpected or [k for k in missing if "pooler" not in k]:
-        raise ValueError("the backbone's weights do not fit a token-classification model")
+    model = transformers_model(backbone, AutoModelForTokenClassification, num_labels=task.num_labels,
+                               id2label=dict(enumerate(task.labels)),
+                               label2id={label: i for i, label in enumerate(task.labels)},
+                               classifier_dropout=settings.head_dropout)
     lora = LoraConfig(task_type=TaskType.TOKEN_CLS, r=settings.rank, lora_alpha=settings.alpha,
                       lora_dropout=settings.dropout, target_modules=list(settings.target_modules))
     return get_peft_model(model, lora)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from adapters.backbones import load_backbone
+from adapters.backbones import load_backbone, transformers_model
 
 
 def _conll_passages(lines: list[str]) -> list[str]:
@@ -75,10 +75,7 @@ def pretrain(base: str, corpus: list[str | Path], out: str | Path, steps: int = 
     rng = random.Random(seed)
     backbone = load_backbone(base)
     tokenizer = backbone.tokenizer
-    model = AutoModelForMaskedLM.from_config(backbone.encoder.config)
-    missing, unexpected = model.base_model.load_state_dict(backbone.encoder.state_dict(), strict=False)
-    if unexpected:
-        raise ValueError(f"the base does not fit a masked-LM model: {unexpected[:3]}")
+    model = transformers_model(backbone, AutoModelForMaskedLM)
     model.tie_weights()  # the MLM decoder shares the word embeddings; its transform starts fresh
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
     encoded = [tokenizer(p, truncation=True, max_length=max_length)["input_ids"] for p in passages]

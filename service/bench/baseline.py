@@ -2,12 +2,11 @@
 its own full model (the same base architecture and weights), called one request at a time."""
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
 
-from adapters.backbones import Backbone
+from adapters.backbones import Backbone, transformers_model
 from adapters.encoding import mark_entities
 from adapters.examples import Span
 from adapters.tasks import PRESETS, TaskKind
@@ -18,12 +17,8 @@ from .soak import _pct
 def _model(backbone: Backbone, kind: TaskKind, num_labels: int):
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-    config = copy.deepcopy(backbone.encoder.config)
-    config.num_labels = num_labels
     auto = AutoModelForTokenClassification if kind is TaskKind.token else AutoModelForSequenceClassification
-    model = auto.from_config(config)
-    model.base_model.load_state_dict(backbone.encoder.state_dict(), strict=False)  # heads stay random: speed only
-    return model.eval()
+    return transformers_model(backbone, auto, num_labels=num_labels).eval()  # heads stay random: speed only
 
 
 def build_pipelines(backbone: Backbone, tasks=tuple(PRESETS)) -> dict:

@@ -17,6 +17,11 @@ def _out(out: Optional[Path]) -> Path:
     return out or Path("bench-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def _show(md: Path, folder: Path) -> None:
+    console.print(md.read_text())
+    console.print(f"written to {folder}")
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v.strip())
 
@@ -58,8 +63,7 @@ def model(
                       plots=[lambda d: report.ratio_plot(rows, "batch", series, "length",
                                                          f"forward time vs bare base ({targets}, rank 8)",
                                                          d / "model.png")])
-    console.print(md.read_text())
-    console.print(f"written to {folder}")
+    _show(md, folder)
 
 
 @app.command("soak")
@@ -172,8 +176,7 @@ def onnx(
                                                          f"ONNX Runtime ({provider}) throughput vs torch eager",
                                                          d / "onnx.png", ylabel="speed-up (torch time / time)")],
                       summary=summary)
-    console.print(md.read_text())
-    console.print(f"written to {folder}")
+    _show(md, folder)
 
 
 @app.command("service")
@@ -271,8 +274,7 @@ def service(
                                                             "words": words,
                                                             "max_batch_rows": max_rows}, plots=[plots],
                       summary=summary)
-    console.print(md.read_text())
-    console.print(f"written to {folder}")
+    _show(md, folder)
 
 
 @app.command("swap")
@@ -304,8 +306,7 @@ def swap(
                                                                            "activation call": "activate_call_ms"},
                                                           f"{task} swaps under load ({clients} clients)",
                                                           d / "swap.png", "swap", "ms")])
-    console.print(md.read_text())
-    console.print(f"written to {folder}")
+    _show(md, folder)
 
 
 @app.command("memory")
@@ -334,5 +335,4 @@ def memory(
                                                                              "one full model copy": "full_copy_mb"},
                                                           f"resident memory, LoRA r={rank} ({targets}, {lora_path})",
                                                           d / "memory.png", "resident adapters", "MB")])
-    console.print(md.read_text())
-    console.print(f"written to {folder}")
+    _show(md, folder)

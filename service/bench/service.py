@@ -18,7 +18,7 @@ import torch
 
 from ..settings import ServiceSettings
 from .soak import _pct, free_port
-from .workload import body, requests
+from .workload import body
 
 
 def load_runtime(store: Path, backbone: str, backend: str = "torch", **settings):

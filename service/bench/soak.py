@@ -28,7 +28,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-TASKS = ("mortality", "length_of_stay", "ner", "relations")
+from .workload import TASKS
+
 TEXTS = ["septic shock , intubated in the icu", "routine follow up , stable", "chest pain treated with iv lasix",
          "admitted for surgery and rehab placement", "fever and cough , ct scan showed pneumonia",
          "acute kidney failure , creatinine worsened after vancomycin", "denies chest pain",

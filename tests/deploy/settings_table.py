@@ -46,6 +46,8 @@ def _type_name(annotation) -> str:
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         names = [_type_name(a) for a in args if a is not type(None)]
         return " | ".join(names)
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(str(a) for a in args)
     if annotation is Path or (isinstance(annotation, type) and issubclass(annotation, Path)):
         return "path"
     return getattr(annotation, "__name__", str(annotation))
@@ -89,7 +91,7 @@ def render_table() -> str:
         if constraints := _constraints(field):
             kind += f", {constraints}"
         flag = f"`{flags[name]}`" if name in flags else ""
-        cells = [f"`{name}`", f"`{(prefix + name).upper()}`", flag, kind, _default(field),
+        cells = [f"`{name}`", f"`{(prefix + name).upper()}`", flag, kind.replace("|", "\\|"), _default(field),
                  meaning.replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

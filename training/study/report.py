@@ -141,13 +141,12 @@ def figure_params(summary, tasks, rows, folder: Path) -> str:
     return _save(fig, folder / "fig1_params.png", "Score vs trainable parameters and vs model size")
 
 
-def figure_domain(summary, tasks, folder: Path) -> tuple[str, list[str]]:
+def figure_domain(summary, tasks, folder: Path) -> str:
     method = "lora" if any(m == "lora" for _, m, _ in summary) else next(iter(summary))[1]
-    notes = []
     sizes = sorted({s["backbone_params"] for s in summary.values() if s["backbone_params"]})
     has_domain = any(s["domain"] != "general" for s in summary.values())
     if not has_domain:
-        return _empty(folder / "fig2_domain.png", "No domain-adapted backbone in this study."), notes
+        return _empty(folder / "fig2_domain.png", "No domain-adapted backbone in this study.")
     fig, axes = _panels(len(tasks))
     for ax, task in zip(axes, tasks):
         for j, domain in enumerate(("general", "biomedical", "clinical")):
@@ -162,7 +161,7 @@ def figure_domain(summary, tasks, folder: Path) -> tuple[str, list[str]]:
         ax.set_xlabel("backbone size (parameters)")
         ax.set_ylabel(f"{task} score ×100 ({method})")
         ax.legend(fontsize=8)
-    return _save(fig, folder / "fig2_domain.png", f"General vs domain pre-training per backbone size ({method})"), notes
+    return _save(fig, folder / "fig2_domain.png", f"General vs domain pre-training per backbone size ({method})")
 
 
 def figure_time(summary, rows, tasks, folder: Path) -> str:
@@ -323,7 +322,7 @@ def write_report(rows: list[dict], folder: Path, title: str = "Efficiency study"
     summary = summarise_main(main)
     ranking = holistic(summary)
     fig1 = figure_params(summary, tasks, ok, folder) if summary else _empty(folder / "fig1_params.png", "no runs")
-    fig2, _ = figure_domain(summary, tasks, folder) if summary else (_empty(folder / "fig2_domain.png", "no runs"), [])
+    fig2 = figure_domain(summary, tasks, folder) if summary else _empty(folder / "fig2_domain.png", "no runs")
     fig3 = figure_time(summary, ok, tasks, folder)
     fig4 = figure_efficiency(ranking, folder) if ranking else _empty(folder / "fig4_efficiency.png", "no runs")
     fig5 = figure_rank(rank_differences(ok), folder)

@@ -142,9 +142,8 @@ def execute(config: StudyConfig, config_path: Path, run: Run, out: Path, progres
         backbone_params = backbone.num_parameters()
         result = train(spec, splits, settings, folder / "train", backbone=backbone, name=run.run_id[:120],
                        progress=progress)
-        metrics = json.loads((folder / "train" / "metrics.json").read_text())
         record.update(status="ok", backbone_params=backbone_params, task_kind=spec.kind.value,
-                      metrics=metrics["metrics"], cost=metrics["cost"], settings=metrics["settings"])
+                      metrics=result.metrics, cost=result.cost, settings=settings.model_dump(mode="json"))
     except Exception as exc:  # one failed run must not stop the sweep
         record["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         record["traceback"] = traceback.format_exc()[-4000:]

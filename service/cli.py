@@ -79,6 +79,7 @@ def demo(
             _bedside("adapters", "push", str(out / "artifact"), "--task", task, "--activate", "--store", str(store),
                      "--base", "embedded", "--actor", "demo")
     url = f"http://127.0.0.1:{port}"
+    workdir.mkdir(parents=True, exist_ok=True)  # training, which would create it, is skipped for a full store
     process = start_server(port, server_env(store=store), log_file=workdir / "server.log")
     try:
         console.print(f"starting the service on {url} (log: {workdir / 'server.log'}) ...")

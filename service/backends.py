@@ -22,6 +22,7 @@ from .settings import ServiceSettings
 
 class TorchBackend:
     name = "torch"
+    checks_on_served_model = True  # activation checks run on the served model (see runtime)
 
     def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
         self.lora_path = settings.lora_path

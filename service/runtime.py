@@ -4,15 +4,21 @@ A request takes a *lease* on its task's active version; a swap loads the new
 version beside the old one, then flips the task's pointer in one assignment.
 The old version is dropped when its last lease ends (or kept, up to an LRU cap,
 for a quick rollback). All model mutations and forwards share one lock.
+
+With the torch backend the registry's activation check runs on the served model itself:
+the version is attached beside the serving ones and asked its examples, and stays
+loaded ("staged"), so the swap that follows an activation only flips the pointer.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -20,7 +26,8 @@ from adapters.artifact import load_artifact
 from adapters.backbones import load_backbone
 from adapters.predict import Predictor
 from adapters.registry import Registry, VersionInfo
-from adapters.registry.integrity import drift
+from adapters.registry.integrity import drift, folder_sha256
+from adapters.registry.smoke import check_predictions
 from adapters.tasks import PRESETS, TaskSpec
 
 from . import metrics
@@ -28,6 +35,8 @@ from .backends import make_backend
 from .settings import ServiceSettings
 
 log = logging.getLogger("bedside.runtime")
+
+STAGED_CAP = 4  # versions checked on the served model whose activation has not reached the runtime yet
 
 
 @dataclass
@@ -39,6 +48,14 @@ class Resident:
     info: VersionInfo
     spec: TaskSpec
     leases: int = 0
+
+
+@dataclass
+class Staged:
+    """A version attached by the activation check, waiting for its swap."""
+
+    slot: str
+    spec: TaskSpec
 
 
 @dataclass
@@ -78,13 +95,18 @@ class Runtime:
         self.backbone = load_backbone(settings.backbone, device=self.device)
         self.backend = make_backend(self.backbone, settings)
         self.model = self.backend.model
-        self.registry = Registry(settings.store, backbone=self.backbone)
+        # None: the registry's own check on a private copy of the base (the ONNX backend's
+        # graphs may differ from torch in the last digit, the examples were written by torch).
+        check = self._check_on_served if self.backend.checks_on_served_model else None
+        self.registry = Registry(settings.store, backbone=self.backbone, smoke=check)
         self.lock = threading.RLock()  # model mutations and forwards
         self._leases = threading.Lock()  # lease counts only: never held across a forward
         self._swaps = threading.RLock()  # one refresh at a time: the poller and admin calls would race
         self.states: dict[str, TaskState] = {}
         self.residents: dict[str, Resident] = {}
         self.retired: OrderedDict[str, Resident] = OrderedDict()  # inactive, kept for rollback (LRU)
+        self._staged: OrderedDict[str, Staged] = OrderedDict()  # by version sha256
+        self._stage_ids = itertools.count(1)
         self._token: str | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -163,9 +185,13 @@ class Runtime:
 
     def swap(self, task: str, info: VersionInfo) -> None:
         start = time.perf_counter()
-        slot = f"{task}:{info.version}"
         try:
-            resident = self.residents.get(slot) or self._load(task, info, slot)
+            resident = self._resident(task, info.version)
+            if resident is not None:  # still loaded (a rollback): what the check staged is not needed
+                if (staged := self._staged.pop(info.sha256, None)) is not None:
+                    self._drop(staged.slot)
+            else:
+                resident = self._load(task, info)
         except Exception as exc:
             metrics.ADAPTER_LOADS.labels(task, "error").inc()
             metrics.SWAPS.labels(task, "error").inc()
@@ -174,7 +200,7 @@ class Runtime:
                 self._set_error(task, f"active version {info.version} failed to load: {_reason(exc)}")
             return
         with self.lock:
-            self.retired.pop(slot, None)
+            self.retired.pop(resident.slot, None)
             old = self.states[task].resident
             self.states[task] = TaskState(task, "ready", None, resident)  # the atomic switch
             if old is not None and old is not resident:
@@ -185,22 +211,73 @@ class Runtime:
         self._publish(task)
         log.info("task %s now serves version %s", task, info.version)
 
-    def _load(self, task: str, info: VersionInfo, slot: str) -> Resident:
+    def _resident(self, task: str, version: str) -> Resident | None:
+        return next((r for r in self.residents.values() if r.task == task and r.info.version == version), None)
+
+    def _load(self, task: str, info: VersionInfo) -> Resident:
         path = self.registry.version_path(task, info.version)
         if problems := drift(path, {"files": info.files, "sha256": info.sha256}):
             raise ValueError(f"the stored files changed since the push: {problems[0]}")
-        artifact = load_artifact(path)
-        if artifact.manifest.task.name != task:
-            raise ValueError(f"artifact is for task {artifact.manifest.task.name!r}")
-        prepared = self.backend.prepare(path, artifact)  # e.g. an ONNX export: serving goes on meanwhile
-        with self.lock:
-            self.backend.attach(prepared, slot)
-            resident = Resident(slot, task, info, artifact.manifest.task)
-            self.residents[slot] = resident
-            self._warm(resident, artifact.examples)
+        staged = self._staged.pop(info.sha256, None)
+        if staged is not None and staged.spec.name == task:  # checked on this model at activation
+            with self.lock:
+                resident = self.residents[staged.slot] = Resident(staged.slot, task, info, staged.spec)
+        else:
+            if staged is not None:
+                self._drop(staged.slot)
+            artifact = load_artifact(path)
+            if artifact.manifest.task.name != task:
+                raise ValueError(f"artifact is for task {artifact.manifest.task.name!r}")
+            prepared = self.backend.prepare(path, artifact)  # e.g. an ONNX export: serving goes on meanwhile
+            slot = f"{task}:{info.version}:{next(self._stage_ids)}"
+            with self.lock:
+                self.backend.attach(prepared, slot)
+                resident = Resident(slot, task, info, artifact.manifest.task)
+                self.residents[slot] = resident
+                self._warm(resident, artifact.examples)
         metrics.ADAPTER_LOADS.labels(task, "ok").inc()
         metrics.RESIDENT.set(len(self.residents))
         return resident
+
+    def _check_on_served(self, artifact_dir: Path) -> None:
+        """The registry's activation check, on the served model: attach the version beside the
+        serving ones, ask its examples, keep it staged for the swap."""
+        artifact_dir = Path(artifact_dir)
+        sha = folder_sha256(artifact_dir)
+        artifact = load_artifact(artifact_dir)
+        with self._swaps:
+            if sha in self._staged:  # these bytes already answered their examples on this model
+                self._staged.move_to_end(sha)
+                return
+            prepared = self.backend.prepare(artifact_dir, artifact)
+            slot = f"{artifact.manifest.task.name}:staged:{next(self._stage_ids)}"
+            with self.lock:
+                self.backend.attach(prepared, slot)
+                try:
+                    check_predictions(Predictor(self.model, slot), artifact, artifact_dir)
+                except BaseException:
+                    self.backend.remove(slot)
+                    raise
+            self._staged[sha] = Staged(slot, artifact.manifest.task)
+            while len(self._staged) > STAGED_CAP:  # activations that never reached a swap
+                self._drop(self._staged.popitem(last=False)[1].slot)
+
+    def stage(self, task: str, version: str) -> str | None:
+        """Check a stored version on the served model now and keep it loaded, so that its
+        activation later costs only the registry's bookkeeping and the flip. Returns why the
+        check failed (the version stays stored; activating it will be refused), or None."""
+        if not self.backend.checks_on_served_model:
+            return None
+        try:
+            self._check_on_served(self.registry.version_path(task, version))
+        except Exception as exc:
+            log.warning("task %s: version %s failed its check on the served model: %s", task, version, _reason(exc))
+            return _reason(exc)
+        return None
+
+    def _drop(self, slot: str) -> None:
+        with self.lock:
+            self.backend.remove(slot)
 
     def _warm(self, resident: Resident, examples: list[dict]) -> None:
         inputs = [e["input"] for e in examples[:2]] or None

@@ -22,3 +22,8 @@ def drift(folder: Path, record: dict[str, Any]) -> list[str]:
     if artifact_sha256(expected) != record.get("sha256"):
         problems.append("the version sha256 does not match its files")
     return problems
+
+
+def folder_sha256(folder: Path) -> str:
+    """The version identity (as recorded at push) of the files in ``folder``."""
+    return artifact_sha256({p.name: file_sha256(p) for p in Path(folder).iterdir() if p.is_file()})

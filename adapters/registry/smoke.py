@@ -51,23 +51,26 @@ def default_smoke(backbone) -> Callable[[Path], None]:
         from ..artifact import attach, load_artifact
         from ..multi import MultiAdapterModel
         from ..predict import Predictor
-        from .validate import read_examples
 
         artifact = load_artifact(artifact_dir)
         model = MultiAdapterModel(fresh_backbone(backbone))
         attach(model, artifact, "smoke")
         model.eval()
-        predictor = Predictor(model, "smoke")
-        examples = read_examples(Path(artifact_dir))
-        kind = artifact.manifest.task.kind.value
-        inputs = [_plain(e.input) for e in examples] or [BUILTIN_INPUTS[kind]]
-        outputs = predictor.predict(inputs)
-        for i, out in enumerate(outputs):
-            check_output(out, artifact.manifest.task.labels)
-            if i < len(examples) and examples[i].expected is not None:
-                compare(examples[i].expected, out, i)
+        check_predictions(Predictor(model, "smoke"), artifact, artifact_dir)
 
     return smoke
+
+
+def check_predictions(predictor, artifact, artifact_dir: Path) -> None:
+    """Ask ``predictor`` (the version, loaded somewhere) its examples; raise on a wrong or malformed answer."""
+    from .validate import read_examples
+
+    examples = read_examples(Path(artifact_dir))
+    inputs = [_plain(e.input) for e in examples] or [BUILTIN_INPUTS[artifact.manifest.task.kind.value]]
+    for i, out in enumerate(predictor.predict(inputs)):
+        check_output(out, artifact.manifest.task.labels)
+        if i < len(examples) and examples[i].expected is not None:
+            compare(examples[i].expected, out, i)
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,117 @@
+"""Activation checks run on the served model and leave the version staged, so the swap
+that follows only flips the pointer; a failed check leaves nothing attached."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+TEXTS = ["septic shock , intubated in the icu", "routine follow up , stable"]
+
+
+def count_attaches(engine) -> list:
+    calls = []
+    backend = engine.runtime.backend
+    original = backend.attach
+
+    def spy(prepared, slot):
+        calls.append(slot)
+        return original(prepared, slot)
+
+    backend.attach = spy
+    return calls
+
+
+def fresh_answers(artifact_dir, served_folder, texts):
+    from adapters.artifact import build_model, load_artifact
+    from adapters.backbones import load_backbone
+    from adapters.predict import Predictor
+
+    model = build_model(load_artifact(artifact_dir), load_backbone(str(served_folder)), name="fresh")
+    return Predictor(model, "fresh").predict(texts)
+
+
+def test_activation_attaches_once_and_answers_like_a_fresh_model(make_client, store, artifacts, served_folder):
+    from adapters.registry import Registry
+
+    Registry(store).push(artifacts[1]["mortality"], task="mortality")  # v2
+    client, engine = make_client(resident_cap=0)
+    attaches = count_attaches(engine)
+    r = client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert len(attaches) == 1  # the check's attach is the one that serves: no second load at the swap
+    assert not engine.runtime._staged
+    data = client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()
+    assert data["adapter"]["version"] == "v2"
+    for got, want in zip(data["results"], fresh_answers(artifacts[1]["mortality"], served_folder, TEXTS)):
+        assert got["label"] == want["label"]
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-4)
+
+
+def test_a_resident_version_is_swapped_back_in_and_its_check_dropped(make_client, store, artifacts):
+    from adapters.registry import Registry
+
+    Registry(store).push(artifacts[1]["mortality"], task="mortality")  # v2
+    client, engine = make_client(resident_cap=4)  # v1 stays loaded after the first swap
+    v1_slot = engine.runtime.states["mortality"].resident.slot
+    assert client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN).status_code == 200
+    slots = set(engine.runtime.model.slots)
+    assert client.post("/admin/adapters/mortality/v1/activate", headers=ADMIN).status_code == 200
+    assert engine.runtime.states["mortality"].resident.slot == v1_slot
+    assert set(engine.runtime.model.slots) == slots and not engine.runtime._staged
+    assert client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()["adapter"]["version"] == "v1"
+
+
+def test_a_failed_check_refuses_activation_and_leaves_nothing_attached(make_client, store, artifacts, tmp_path):
+    from adapters.registry import Registry
+
+    bad = tmp_path / "bad"
+    shutil.copytree(artifacts[1]["mortality"], bad)
+    examples = json.loads((bad / "examples.json").read_text())
+    labels = json.loads((bad / "manifest.json").read_text())["task"]["labels"]
+    for example in examples:  # every example now expects the label the adapter does not give
+        given = example["expected"]["label"]
+        example["expected"]["label"] = next(label for label in labels if label != given)
+    (bad / "examples.json").write_text(json.dumps(examples))
+    Registry(store).push(bad, task="mortality")  # v2: well-formed, wrong about itself
+    client, engine = make_client(resident_cap=0)
+    slots_before = set(engine.runtime.model.slots)
+    r = client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN)
+    assert r.status_code == 422 and "smoke" in r.text, r.text
+    assert set(engine.runtime.model.slots) == slots_before and not engine.runtime._staged
+    assert client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()["adapter"]["version"] == "v1"
+
+
+def upload(client, folder):
+    files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in sorted(folder.iterdir())]
+    return client.post("/admin/adapters/mortality", files=files, headers=ADMIN)
+
+
+def test_an_upload_is_checked_and_staged_so_its_activation_only_flips(make_client, artifacts):
+    client, engine = make_client(resident_cap=0)
+    r = upload(client, artifacts[1]["mortality"])
+    assert r.status_code == 200, r.text
+    assert r.json()["check"] == {"ok": True} and r.json()["version"]["version"] == "v2"
+    assert len(engine.runtime._staged) == 1
+    attaches = count_attaches(engine)
+    assert client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN).status_code == 200
+    assert attaches == [] and not engine.runtime._staged  # no load, no second check at activation
+    assert client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()["adapter"]["version"] == "v2"
+
+
+def test_an_upload_that_fails_its_check_is_stored_not_staged_and_keeps_notes_out(make_client, artifacts, tmp_path):
+    canary = "CANARY-NOTE-7731"
+    folder = tmp_path / "wrong"
+    shutil.copytree(artifacts[1]["mortality"], folder)
+    examples = [{"input": f"{canary} septic shock", "expected": {"label": label}} for label in ("survived", "died")]
+    (folder / "examples.json").write_text(json.dumps(examples))  # one of the two must be wrong
+    client, engine = make_client(resident_cap=0)
+    r = upload(client, folder)
+    assert r.status_code == 200, r.text
+    check = r.json()["check"]
+    assert check["ok"] is False and "expected" in check["reason"] and canary.lower() not in r.text.lower()
+    assert not engine.runtime._staged
+    r = client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN)
+    assert r.status_code == 422 and canary.lower() not in r.text.lower()

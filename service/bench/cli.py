@@ -218,8 +218,11 @@ def service(
     config = runtime.backbone.encoder.config
     flops_per_request = sum(encoder_flops(config, [len(r)]) for r in rows) / len(rows)
     tokens_per_request = sum(len(r) for r in rows) / len(rows)
-    model_rate = bench.in_process(runtime, items, sorted({min(c, max_rows) for c in levels}), rounds)
+    batches = sorted({min(c, max_rows) for c in levels})
+    model_rate = bench.in_process(runtime, items, batches, rounds)
+    bare = bench.bare_rate(load_backbone(backbone).encoder.eval(), rows, batches, rounds)
     console.print({"in_process_seq_per_s": {k: round(v, 1) for k, v in model_rate.items()},
+                   "bare_base_seq_per_s": {k: round(v, 1) for k, v in bare.items()},
                    "tokens_per_request": round(tokens_per_request, 1)})
     del runtime, rows
     gc.collect()
@@ -237,12 +240,14 @@ def service(
     for r in results:
         batch = min(r["concurrency"], max_rows)
         r["in_process_seq_per_s"] = model_rate[batch]
+        r["bare_torch_seq_per_s"] = bare[batch]
         r["service_over_in_process"] = r["rps"] / model_rate[batch]
         r["useful_gflops"] = r["rps"] * flops_per_request / 1e9
         r["fraction_of_matmul_peak"] = r["rps"] * flops_per_request / peak
         if base:
             r["baseline_rps"] = base["rps"]
             r["service_over_baseline"] = r["rps"] / base["rps"]
+            r["bare_torch_over_baseline"] = bare[batch] / base["rps"]
         console.print({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
     at32 = next((r for r in results if r["concurrency"] == 32), results[-1])
     summary = {"backend": backend, "matmul_peak_gflops": peak / 1e9, "matmul_peaks_gflops": [p / 1e9 for p in peaks],
@@ -253,13 +258,17 @@ def service(
     if base:
         summary.update(baseline_rps=base["rps"], baseline_p50_ms=base["p50_ms"],
                        service_over_baseline=at32["service_over_baseline"],
-                       best_service_over_baseline=max(r["service_over_baseline"] for r in results))
+                       best_service_over_baseline=max(r["service_over_baseline"] for r in results),
+                       # what torch can reach at all here: the bare encoder's best rate over the baseline
+                       bare_torch_ceiling_over_baseline=max(bare.values()) / base["rps"])
     columns = ["concurrency", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "in_process_seq_per_s",
-               "service_over_in_process", *(["baseline_rps", "service_over_baseline"] if base else []),
+               "service_over_in_process", "bare_torch_seq_per_s",
+               *(["baseline_rps", "service_over_baseline", "bare_torch_over_baseline"] if base else []),
                "useful_gflops", "fraction_of_matmul_peak"]
 
     def plots(d: Path) -> None:
-        lines = {"service (HTTP)": "rps", "in-process model, batch = min(C, max rows)": "in_process_seq_per_s"}
+        lines = {"service (HTTP)": "rps", "in-process model, batch = min(C, max rows)": "in_process_seq_per_s",
+                 "bare torch encoder, same batch (no adapters, no heads)": "bare_torch_seq_per_s"}
         if base:
             lines["pipeline per task, one request at a time"] = "baseline_rps"
         report.series_plot(results, "concurrency", lines, f"throughput, {backend} backend ({tokens_per_request:.0f} "
@@ -286,6 +295,8 @@ def swap(
     clients: int = typer.Option(4, help="closed-loop mixed load during the swaps"),
     backend: str = typer.Option("torch"),
     words: int = typer.Option(64, help="words per note at most"),
+    mode: str = typer.Option("stored", help="stored: activate stored versions in turn (load at activation) | "
+                             "uploaded: upload each version through the API (checked and staged), then activate"),
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """Activation → first answer from the new version, and failed requests, under load."""
@@ -295,16 +306,19 @@ def swap(
 
     folder = _out(out)
     folder.mkdir(parents=True, exist_ok=True)
+    if mode not in ("stored", "uploaded"):
+        raise typer.BadParameter("stored | uploaded", param_hint="--mode")
     events, summary = bench_swap(store, backbone, task, swaps, clients, log_file=folder / "server.log",
-                                 words=words, backend=backend)
-    md = report.write(folder, "swap", events, ["swap", "version", "status", "activate_call_ms", "first_answer_ms",
-                                               "first_answer_after_call_ms"],
+                                 words=words, mode=mode, backend=backend)
+    columns = ["swap", "version", "status"] + (["upload_ms"] if mode == "uploaded" else []) + [
+        "activate_call_ms", "first_answer_ms", "first_answer_after_call_ms"]
+    md = report.write(folder, "swap", events, columns,
                       {"store": str(store), "backbone": backbone, "task": task, "clients": clients,
-                       "backend": backend, "resident_cap": 0}, summary=summary,
+                       "backend": backend, "resident_cap": 0, "mode": mode}, summary=summary,
                       plots=[lambda d: report.series_plot(events, "swap", {"activation → first answer":
                                                                            "first_answer_ms",
                                                                            "activation call": "activate_call_ms"},
-                                                          f"{task} swaps under load ({clients} clients)",
+                                                          f"{task} swaps ({mode}) under load ({clients} clients)",
                                                           d / "swap.png", "swap", "ms")])
     _show(md, folder)
 

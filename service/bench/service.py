@@ -63,6 +63,29 @@ def in_process(runtime, items, batches: list[int], rounds: int = 5) -> dict[int,
     return out
 
 
+def bare_rate(encoder, rows, batches: list[int], rounds: int = 5) -> dict[int, float]:
+    """Sequences/s of the bare base encoder (torch eager, no adapter, no head) on the same token
+    rows at each batch size: the ceiling any torch serving of these notes has on this machine."""
+    out = {}
+    with torch.inference_mode():
+        for batch in batches:
+            chunk = sorted((rows[i % len(rows)] for i in range(batch)), key=len)
+            width = len(chunk[-1])
+            ids = torch.zeros(batch, width, dtype=torch.long)
+            mask = torch.zeros(batch, width, dtype=torch.long)
+            for i, row in enumerate(chunk):
+                ids[i, : len(row)] = torch.tensor(row.input_ids)
+                mask[i, : len(row)] = 1
+            encoder(input_ids=ids, attention_mask=mask)  # warm-up
+            times = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                encoder(input_ids=ids, attention_mask=mask)
+                times.append(time.perf_counter() - start)
+            out[batch] = batch / statistics.median(times)
+    return out
+
+
 async def closed_loop(url: str, items, concurrency: int, seconds: float, warmup: float = 3.0) -> dict:
     """``concurrency`` clients, each sending the next request as soon as its answer arrives."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)

@@ -71,6 +71,16 @@ def test_in_process_throughput_of_the_served_composition(store, served_folder):
     assert set(rates) == {1, 4} and all(v > 0 for v in rates.values())
 
 
+def test_bare_rate_runs_the_plain_encoder_on_the_same_rows(store, served_folder):
+    from adapters.backbones import load_backbone
+    from service.bench.service import bare_rate, encoded, load_runtime
+    from service.bench.workload import requests
+
+    rows, _ = encoded(load_runtime(store, str(served_folder)), requests(6, words=3))
+    rates = bare_rate(load_backbone(str(served_folder)).encoder.eval(), rows, [1, 8], rounds=1)
+    assert set(rates) == {1, 8} and all(v > 0 for v in rates.values())
+
+
 def test_service_part_on_a_real_server(store, served_folder, tmp_path):
     _run(["service", "--store", str(store), "--backbone", str(served_folder), "--concurrency", "1,4",
           "--seconds", "1", "--baseline-seconds", "0.5", "--rounds", "1", "--words", "1"], tmp_path)
@@ -80,8 +90,9 @@ def test_service_part_on_a_real_server(store, served_folder, tmp_path):
         assert row["errors"] == 0 and row["answered"] > 0
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
         assert row["service_over_in_process"] > 0 and row["service_over_baseline"] > 0
+        assert row["bare_torch_seq_per_s"] > 0 and row["bare_torch_over_baseline"] > 0
         assert 0 < row["fraction_of_matmul_peak"] < 1
-    assert data["summary"]["baseline_rps"] > 0
+    assert data["summary"]["baseline_rps"] > 0 and data["summary"]["bare_torch_ceiling_over_baseline"] > 0
     assert (tmp_path / "service_throughput.png").is_file() and (tmp_path / "service_latency.png").is_file()
 
 
@@ -95,3 +106,16 @@ def test_swap_part_on_a_real_server(store, served_folder, tmp_path):
     versions = [e["version"] for e in data["results"]]
     assert versions[0] != versions[1] and versions[0] == versions[2]  # back and forth
     assert all(e["first_answer_ms"] > 0 for e in data["results"])
+    assert s["probe_request_ms_p50_outside_swaps"] > 0
+
+
+def test_swap_part_uploads_then_activates(store, served_folder, tmp_path):
+    _run(["swap", "--store", str(store), "--backbone", str(served_folder), "--swaps", "2", "--clients", "1",
+          "--words", "1", "--mode", "uploaded"],
+         tmp_path)
+    data = json.loads((tmp_path / "swap.json").read_text())
+    s = data["summary"]
+    assert s["mode"] == "uploaded" and s["swaps"] == s["swaps_ok"] == 2 and s["failed_requests"] == 0
+    assert s["upload_ms_p50"] > 0
+    versions = [e["version"] for e in data["results"]]
+    assert len(set(versions)) == 2  # a new version per swap

@@ -25,7 +25,7 @@ class Engine:
         self.settings = settings
         self.runtime = runtime or Runtime(settings)
         self.batcher = Batcher(self.runtime.model, self.runtime.lock, settings.max_batch_rows,
-                               settings.max_wait_ms, settings.max_queue_rows)
+                               settings.max_wait_ms, settings.max_queue_rows, settings.max_padding)
 
     def start(self, poll: bool = True) -> None:
         self.runtime.start(poll=poll)

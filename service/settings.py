@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request body limit (413 above)")
     max_batch_rows: int = Field(32, ge=1, description="rows per encoder forward")
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
+    max_padding: float = Field(0.05, ge=0, le=1, description="a batch of 8+ rows is split where more of its "
+                               "tokens would be padding (1: never split; on GPUs, where big batches pay, 1)")
     max_queue_rows: int = Field(512, ge=1, description="queued rows before 429")
     request_timeout_s: float = Field(30.0, gt=0, description="504 after this")
     truncate: bool = Field(False, description="truncate over-long inputs instead of 422")

@@ -44,20 +44,28 @@ def encoded(runtime, items: list[tuple[str, object]]):
 
 
 def in_process(runtime, items, batches: list[int], rounds: int = 5) -> dict[int, float]:
-    """Sequences/s of mixed forwards at each batch size (median of ``rounds``), sorted by length
-    like the service's batcher."""
+    """Sequences/s of mixed batches at each batch size (median of ``rounds``), cut into forwards
+    by length as the service's batcher cuts them."""
+    from ..batcher import chunks
+
     rows, names = encoded(runtime, items)
     out = {}
     with torch.inference_mode():
         for batch in batches:
-            index = sorted(range(batch), key=lambda i: len(rows[i % len(rows)]))
-            chunk = [rows[i % len(rows)] for i in index]
-            chunk_names = [names[i % len(rows)] for i in index]
-            runtime.model(chunk, chunk_names)  # warm-up
+            picked = [i % len(rows) for i in range(batch)]
+            forwards = [([rows[picked[i]] for i in index], [names[picked[i]] for i in index])
+                        for index in chunks([len(rows[j]) for j in picked], runtime.settings.max_batch_rows,
+                                            runtime.settings.max_padding)]
+
+            def run() -> None:
+                for chunk, chunk_names in forwards:
+                    runtime.model(chunk, chunk_names)
+
+            run()  # warm-up
             times = []
             for _ in range(rounds):
                 start = time.perf_counter()
-                runtime.model(chunk, chunk_names)
+                run()
                 times.append(time.perf_counter() - start)
             out[batch] = batch / statistics.median(times)
     return out

@@ -1,0 +1,43 @@
+"""The batcher's cut of a batch into forwards."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from service.batcher import MIN_CHUNK_ROWS, chunks
+
+
+def padding(lengths, index) -> float:
+    longest = max(lengths[i] for i in index)
+    return 1 - sum(lengths[i] for i in index) / (len(index) * longest)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_row_once_in_ascending_length_within_the_limits(seed):
+    rng = random.Random(seed)
+    lengths = [rng.randint(5, 128) for _ in range(rng.randint(1, 90))]
+    forwards = chunks(lengths, max_rows=32, max_padding=0.1)
+    flat = [i for f in forwards for i in f]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths)
+    for f in forwards:
+        assert len(f) <= 32
+        # a forward of MIN_CHUNK_ROWS or more took its last row only within the padding limit
+        if len(f) > MIN_CHUNK_ROWS:
+            assert padding(lengths, f) <= 0.1 + 1e-9
+
+
+def test_a_spread_batch_is_cut_and_an_even_one_is_not():
+    even = [100] * 32
+    assert chunks(even, 32, 0.1) == [list(range(32))]
+    spread = [10] * 16 + [120] * 16
+    forwards = chunks(spread, 32, 0.1)
+    assert [len(f) for f in forwards] == [16, 16]
+    assert chunks(spread, 32, 1.0) == [sorted(range(32), key=spread.__getitem__)]  # 1: never cut
+
+
+def test_small_batches_are_never_cut_for_padding():
+    lengths = [5, 120, 7, 64, 100, 3, 90]  # fewer than MIN_CHUNK_ROWS rows
+    assert len(chunks(lengths, 32, 0.0)) == 1
+    assert [len(f) for f in chunks(list(range(1, 70)), 32, 1.0)] == [32, 32, 5]

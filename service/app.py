@@ -155,9 +155,9 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
             await run_in_threadpool(_refresh, eng, task)
             return {"version": info.model_dump(mode="json", exclude={"path", "files"})}
         # Checked and loaded now, beside the serving versions: the activation that follows flips at once.
-        problem = await run_in_threadpool(eng.runtime.stage, task, info.version)
+        check = await run_in_threadpool(eng.runtime.stage, task, info.version)
         return {"version": info.model_dump(mode="json", exclude={"path", "files"}),
-                "check": {"ok": problem is None, **({"reason": problem} if problem else {})}}
+                **({"check": check} if check is not None else {})}
 
     @app.post("/admin/adapters/{task}/{version}/activate")
     async def activate(request: Request, task: str, version: str):

@@ -145,3 +145,9 @@ def upload(
     version = answer["version"]
     console.print(f"stored {task} {version['version']} ({version['sha256'][:12]})"
                   + (" and activated it" if activate else ""))
+    check = answer.get("check")
+    if check and check["ok"]:
+        console.print("it answered its examples on the served model and is loaded: activating it only flips")
+    elif check:
+        console.print(f"[yellow]warning:[/yellow] it failed its check on the served model, so activating it "
+                      f"will be refused: {check.get('reason')}")

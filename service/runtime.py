@@ -262,18 +262,19 @@ class Runtime:
             while len(self._staged) > STAGED_CAP:  # activations that never reached a swap
                 self._drop(self._staged.popitem(last=False)[1].slot)
 
-    def stage(self, task: str, version: str) -> str | None:
+    def stage(self, task: str, version: str) -> dict | None:
         """Check a stored version on the served model now and keep it loaded, so that its
-        activation later costs only the registry's bookkeeping and the flip. Returns why the
-        check failed (the version stays stored; activating it will be refused), or None."""
+        activation later costs only the registry's bookkeeping and the flip. Returns
+        ``{"ok": bool, "reason"?}`` (a version that fails stays stored; activating it will be
+        refused), or None where activation checks run elsewhere (the ONNX backend)."""
         if not self.backend.checks_on_served_model:
             return None
         try:
             self._check_on_served(self.registry.version_path(task, version))
         except Exception as exc:
             log.warning("task %s: version %s failed its check on the served model: %s", task, version, _reason(exc))
-            return _reason(exc)
-        return None
+            return {"ok": False, "reason": _reason(exc)}
+        return {"ok": True}
 
     def _drop(self, slot: str) -> None:
         with self.lock:

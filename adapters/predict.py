@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .encoding import EncodedRow, Encoder, split_words
@@ -28,9 +29,18 @@ class Entity:
                 "score": round(self.score, 6)}
 
 
+def softmax(logits: torch.Tensor) -> np.ndarray:
+    """Probabilities over the last axis, in numpy: decoding runs on the server's request thread
+    for one small tensor at a time, where a torch op's dispatch costs more than the arithmetic."""
+    values = logits.detach().float().cpu().numpy() if isinstance(logits, torch.Tensor) else np.asarray(logits)
+    values = values.astype(np.float64) - values.max(axis=-1, keepdims=True)
+    exp = np.exp(values)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 def label_output(task: TaskSpec, logits: torch.Tensor) -> dict[str, Any]:
     """Sequence and pair tasks: the best label and every label's probability."""
-    probs = torch.softmax(logits.float(), dim=-1).tolist()
+    probs = softmax(logits).tolist()
     best = max(range(len(probs)), key=probs.__getitem__)
     return {"label": task.labels[best], "probabilities": dict(zip(task.labels, probs))}
 
@@ -39,8 +49,9 @@ def word_tags(task: TaskSpec, logits: torch.Tensor, n_words: int,
               word_index: list[int] | None = None) -> tuple[list[str], list[float]]:
     """Token tasks: one tag and its probability per word (words cut by truncation, or
     without any token, get 'O'). ``word_index``: the word of each logits row (default: in order)."""
-    probs = torch.softmax(logits.float(), dim=-1)
-    score, index = probs.max(dim=-1)
+    probs = softmax(logits)
+    index = probs.argmax(axis=-1)
+    score = probs[np.arange(len(index)), index]
     tags, scores = ["O"] * n_words, [1.0] * n_words
     for word, tag, value in zip(word_index or range(n_words), index.tolist(), score.tolist()):
         tags[word], scores[word] = task.labels[tag], value

@@ -101,9 +101,12 @@ def series_plot(rows: list[dict], x: str, series: dict[str, str], title: str, fi
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    if len(series) > 2:  # below the plot: a legend inside would hide lines
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
+    else:
+        ax.legend(loc="best")
     fig.tight_layout()
-    fig.savefig(file, dpi=110)
+    fig.savefig(file, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -199,13 +199,19 @@ class Runtime:
             if self.states[task].status != "ready":
                 self._set_error(task, f"active version {info.version} failed to load: {_reason(exc)}")
             return
-        with self.lock:
+        # The flip needs only the lease lock (requests read states under it), not the model lock:
+        # it does not wait for the forward in progress. Freeing what it retired needs the model.
+        with self._leases:
             self.retired.pop(resident.slot, None)
             old = self.states[task].resident
             self.states[task] = TaskState(task, "ready", None, resident)  # the atomic switch
             if old is not None and old is not resident:
                 self._retire(old)
-            self._collect()
+        if self.lock.acquire(blocking=False):  # else the next lease's end or swap frees it
+            try:
+                self._collect()
+            finally:
+                self.lock.release()
         metrics.SWAPS.labels(task, "ok").inc()
         metrics.SWAP_SECONDS.observe(time.perf_counter() - start)
         self._publish(task)
@@ -220,7 +226,7 @@ class Runtime:
             raise ValueError(f"the stored files changed since the push: {problems[0]}")
         staged = self._staged.pop(info.sha256, None)
         if staged is not None and staged.spec.name == task:  # checked on this model at activation
-            with self.lock:
+            with self._leases:
                 resident = self.residents[staged.slot] = Resident(staged.slot, task, info, staged.spec)
         else:
             if staged is not None:
@@ -244,11 +250,11 @@ class Runtime:
         serving ones, ask its examples, keep it staged for the swap."""
         artifact_dir = Path(artifact_dir)
         sha = folder_sha256(artifact_dir)
-        artifact = load_artifact(artifact_dir)
         with self._swaps:
             if sha in self._staged:  # these bytes already answered their examples on this model
                 self._staged.move_to_end(sha)
                 return
+            artifact = load_artifact(artifact_dir)
             prepared = self.backend.prepare(artifact_dir, artifact)
             slot = f"{artifact.manifest.task.name}:staged:{next(self._stage_ids)}"
             with self.lock:
@@ -291,8 +297,10 @@ class Runtime:
 
     def _collect(self) -> None:
         """Free retired versions beyond the LRU cap once no request holds them."""
-        over = len(self.retired) - self.settings.resident_cap
-        for slot, resident in list(self.retired.items()):
+        with self._leases:  # swaps retire versions under this lock
+            over = len(self.retired) - self.settings.resident_cap
+            candidates = list(self.retired.items())
+        for slot, resident in candidates:
             if over <= 0:
                 break
             with self._leases:  # checked and dropped together, so no lease can start in between

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from transformers import PreTrainedTokenizerBase
 
 from .examples import Example, PairExample, Span, TextExample, TokenExample
@@ -195,3 +197,14 @@ def mark_entities(text: str, head: Span, tail: Span) -> tuple[str, int, int]:
         cursor = at
     pieces.append(text[cursor:])
     return "".join(pieces), offsets["head"], offsets["tail"]
+
+
+def pad_rows(rows: list[EncodedRow], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad rows to the longest: int64 ids and a 0/1 attention mask (torch and ONNX alike)."""
+    width = max(len(row) for row in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row.input_ids
+        mask[i, : len(row)] = 1
+    return ids, mask

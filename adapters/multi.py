@@ -16,7 +16,7 @@ from torch import nn
 
 from .backbones import Backbone
 from .bank import LoraBanks, lora_weights
-from .encoding import EncodedRow, Encoder
+from .encoding import EncodedRow, Encoder, pad_rows
 from .heads import Head
 from .tasks import TaskSpec
 
@@ -131,14 +131,8 @@ class MultiAdapterModel(nn.Module):
 
     # -- forward ----------------------------------------------------------------
     def pad(self, rows: list[EncodedRow]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(row) for row in rows)
-        pad_id = self.backbone.tokenizer.pad_token_id or 0
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row.input_ids)
-            mask[i, : len(row)] = 1
-        return ids.to(self.device), mask.to(self.device)
+        ids, mask = pad_rows(rows, self.backbone.tokenizer.pad_token_id or 0)
+        return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
     def hidden_states(self, rows: list[EncodedRow], names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the shared encoder once; each row through its own adapter."""

@@ -226,8 +226,7 @@ class Runtime:
             raise ValueError(f"the stored files changed since the push: {problems[0]}")
         staged = self._staged.pop(info.sha256, None)
         if staged is not None and staged.spec.name == task:  # checked on this model at activation
-            with self._leases:
-                resident = self.residents[staged.slot] = Resident(staged.slot, task, info, staged.spec)
+            resident = Resident(staged.slot, task, info, staged.spec)
         else:
             if staged is not None:
                 self._drop(staged.slot)
@@ -239,8 +238,9 @@ class Runtime:
             with self.lock:
                 self.backend.attach(prepared, slot)
                 resident = Resident(slot, task, info, artifact.manifest.task)
-                self.residents[slot] = resident
                 self._warm(resident, artifact.examples)
+        with self._leases:  # residents change under the lease lock (see _collect)
+            self.residents[resident.slot] = resident
         metrics.ADAPTER_LOADS.labels(task, "ok").inc()
         metrics.RESIDENT.set(len(self.residents))
         return resident

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapters.encoding import EncodedRow, Encoder
+from adapters.encoding import EncodedRow, Encoder, pad_rows
 from adapters.tasks import TaskKind, TaskSpec
 
 CPU = "CPUExecutionProvider"
@@ -86,17 +86,6 @@ def open_session(path: str | Path, provider: str | None = None, threads: int | N
     return session
 
 
-def pad(rows: list[EncodedRow], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad rows like :meth:`MultiAdapterModel.pad` (int64 ids and 0/1 mask)."""
-    width = max(len(row) for row in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row.input_ids
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
 class OnnxRunner:
     """Runs one exported adapter graph on EncodedRows; logits per row as torch tensors."""
 
@@ -111,7 +100,7 @@ class OnnxRunner:
         return self.session.get_providers()[0]
 
     def feeds(self, rows: list[EncodedRow]) -> dict[str, np.ndarray]:
-        ids, mask = pad(rows, self.pad_id)
+        ids, mask = pad_rows(rows, self.pad_id)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if self.kind is TaskKind.pair:
             feeds["markers"] = np.asarray([row.markers for row in rows], dtype=np.int64).reshape(len(rows), 2)

@@ -25,11 +25,11 @@ from torch import nn
 from adapters.artifact import Artifact, ArtifactError, Method, check_base
 from adapters.backbones import Backbone
 from adapters.bank import lora_weights
-from adapters.encoding import EncodedRow, Encoder
+from adapters.encoding import EncodedRow, Encoder, pad_rows
 from adapters.tasks import TaskSpec
 
 from .export import EXPORT_FORMAT, META_FILE, OPSET, ExportError, default_cache_dir, optimize, publish
-from .session import open_session, pad
+from .session import open_session
 
 SHARED_FILE = "shared.onnx"
 
@@ -208,7 +208,7 @@ class SharedOnnxModel:
 
     def hidden_states(self, rows: list[EncodedRow], names: list[str | None]):
         feeds, spans, total = self._pack()
-        ids, mask = pad(rows, self.tokenizer.pad_token_id or 0)
+        ids, mask = pad_rows(rows, self.tokenizer.pad_token_id or 0)
         row_mask = np.zeros((len(rows), total), np.float32)
         for i, name in enumerate(names):
             if name is not None:

@@ -302,12 +302,12 @@ def swap(
     """Activation → first answer from the new version, and failed requests, under load."""
     from adapters import reporting as report
 
-    from .swap import bench_swap
+    from .swap import MODES, bench_swap
 
+    if mode not in MODES:
+        raise typer.BadParameter(" | ".join(MODES), param_hint="--mode")
     folder = _out(out)
     folder.mkdir(parents=True, exist_ok=True)
-    if mode not in ("stored", "uploaded"):
-        raise typer.BadParameter("stored | uploaded", param_hint="--mode")
     events, summary = bench_swap(store, backbone, task, swaps, clients, log_file=folder / "server.log",
                                  words=words, mode=mode, backend=backend)
     columns = ["swap", "version", "status"] + (["upload_ms"] if mode == "uploaded" else []) + [

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import torch
 
+from adapters.encoding import pad_rows
+
 from ..settings import ServiceSettings
 from .soak import _pct, free_port
 from .workload import body
@@ -78,12 +80,7 @@ def bare_rate(encoder, rows, batches: list[int], rounds: int = 5) -> dict[int, f
     with torch.inference_mode():
         for batch in batches:
             chunk = sorted((rows[i % len(rows)] for i in range(batch)), key=len)
-            width = len(chunk[-1])
-            ids = torch.zeros(batch, width, dtype=torch.long)
-            mask = torch.zeros(batch, width, dtype=torch.long)
-            for i, row in enumerate(chunk):
-                ids[i, : len(row)] = torch.tensor(row.input_ids)
-                mask[i, : len(row)] = 1
+            ids, mask = (torch.from_numpy(a) for a in pad_rows(chunk))
             encoder(input_ids=ids, attention_mask=mask)  # warm-up
             times = []
             for _ in range(rounds):

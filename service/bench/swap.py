@@ -25,6 +25,7 @@ from .soak import _pct, ensure_versions, free_port
 from .workload import body, requests
 
 ADMIN_TOKEN = "bench-admin-token"
+MODES = ("stored", "uploaded")
 
 
 async def _swaps(url: str, task: str, versions: list[str], swaps: int, clients: int, pause: float,
@@ -109,8 +110,8 @@ def bench_swap(store: Path, backbone: str, task: str = "mortality", swaps: int =
 
     from ..server import server_env, start_server, stop_server, wait_ready
 
-    if mode not in ("stored", "uploaded"):
-        raise ValueError(f"mode must be stored or uploaded, not {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     versions = ensure_versions(store, task)[-2:]
     registry = Registry(store)
     upload_dir = registry.version_path(task, registry.active(task).version) if mode == "uploaded" else None

@@ -28,7 +28,7 @@ from adapters.backbones import Backbone
 from adapters.bank import lora_weights
 from adapters.tasks import TaskKind
 
-EXPORT_FORMAT = "bedside-onnx/2"  # bump when the graph layout changes: old caches stop matching
+EXPORT_FORMAT = "bedside-onnx/3"  # bump when the graph layout changes: old caches stop matching
 OPSET = 17
 VARIANTS = ("fp32", "int8", "fp16")
 MODEL_FILE = "model.onnx"  # the graph a session runs (optimised; quantised for int8)
@@ -145,14 +145,17 @@ def optimize(raw: Path, out: Path, num_heads: int, hidden_size: int, fp16: bool 
 def quantize_int8(src: Path, out: Path) -> None:
     """Dynamic quantisation: int8 weights, activations quantised at run time (CPU).
 
-    Per-channel weight scales: measured on the synthetic NER test split, per-tensor scales
-    agreed with fp32 on 98.6 % of word tags, per-channel on 99.9 %."""
+    Per-channel weight scales (per-tensor: 98.6 % NER word-tag agreement with fp32,
+    per-channel: 99.9 %) in 7 bits (``reduce_range``): on x86 CPUs without VNNI, onnxruntime's
+    u8·s8 kernel sums pairs of products in int16 (``vpmaddubsw``), which saturates with 8-bit
+    weights; measured on synthetic relations, 98.55 % label agreement with 8 bits, 99.38 %
+    with 7, at the same speed."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Fused contrib ops (Attention, SkipLayerNormalization) defeat shape inference: say the
     # untyped tensors are float.
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True,
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 

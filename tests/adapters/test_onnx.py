@@ -93,6 +93,18 @@ def test_int8_runs_and_is_finite(task, onnx_artifacts, base, cache):
     assert all(torch.isfinite(o).all() for o in outputs)
 
 
+def test_int8_weights_use_seven_bits(onnx_artifacts, base, cache):
+    """7-bit weights: onnxruntime's u8·s8 kernel on CPUs without VNNI cannot saturate."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(export_artifact(onnx_artifacts["relations"], base, cache, "int8").model_path)).graph
+    weights = [numpy_helper.to_array(t) for t in graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")]
+    assert weights, "no int8 weights in the int8 graph"
+    assert max(int(abs(w.astype(int)).max()) for w in weights) <= 64  # 8 bits would reach 127
+
+
 def test_mixed_batch_of_adapters(onnx_artifacts, base, cache):
     model = OnnxModel(base.tokenizer, provider=CPU)
     for task in ("mortality", "ner"):

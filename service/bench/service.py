@@ -13,7 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 import torch
 
 from adapters.encoding import pad_rows
@@ -92,10 +92,14 @@ def bare_rate(encoder, rows, batches: list[int], rounds: int = 5) -> dict[int, f
 
 
 async def closed_loop(url: str, items, concurrency: int, seconds: float, warmup: float = 3.0) -> dict:
-    """``concurrency`` clients, each sending the next request as soon as its answer arrives."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
+    """``concurrency`` clients, each sending the next request as soon as its answer arrives.
+
+    aiohttp rather than httpx: the load generator shares the machine with the server, and at
+    ~100 requests/s on two cores httpx took 0.16–0.18 of a core against aiohttp's 0.04–0.05."""
     latencies, statuses, cursor = [], {}, [0]
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(60.0, connect=5.0), limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=2.0)
+    timeout = aiohttp.ClientTimeout(total=60.0, connect=5.0)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
         start = time.monotonic()
         counting, deadline = start + warmup, start + warmup + seconds
 
@@ -105,8 +109,10 @@ async def closed_loop(url: str, items, concurrency: int, seconds: float, warmup:
                 cursor[0] += 1
                 t0 = time.perf_counter()
                 try:
-                    status = (await client.post("/predict", json=body(task, item))).status_code
-                except httpx.HTTPError as exc:
+                    async with session.post("/predict", json=body(task, item)) as response:
+                        await response.read()
+                        status = response.status
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     status = type(exc).__name__
                 if now >= counting:
                     statuses[status] = statuses.get(status, 0) + 1

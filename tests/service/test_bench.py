@@ -92,7 +92,14 @@ def test_service_part_on_a_real_server(store, served_folder, tmp_path):
         assert row["service_over_in_process"] > 0 and row["service_over_baseline"] > 0
         assert row["bare_torch_seq_per_s"] > 0 and row["bare_torch_over_baseline"] > 0
         assert 0 < row["fraction_of_matmul_peak"] < 1
-    assert data["summary"]["baseline_rps"] > 0 and data["summary"]["bare_torch_ceiling_over_baseline"] > 0
+    summary = data["summary"]
+    assert summary["baseline_rps"] > 0 and summary["bare_torch_ceiling_over_baseline"] > 0
+    # Local rates measured before and after the server's load; the ratios use their mean.
+    before, after = summary["local_rates_before"], summary["local_rates_after"]
+    assert set(before) == set(after) == {"in_process", "bare", "baseline"}
+    first = data["results"][0]
+    assert first["in_process_seq_per_s"] == pytest.approx((before["in_process"]["1"] + after["in_process"]["1"]) / 2)
+    assert summary["baseline_rps"] == pytest.approx((before["baseline"]["rps"] + after["baseline"]["rps"]) / 2)
     assert (tmp_path / "service_throughput.png").is_file() and (tmp_path / "service_latency.png").is_file()
 
 

@@ -71,7 +71,7 @@ def open_session(path: str | Path, provider: str | None = None, threads: int | N
         options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: a failed provider is reported by the check below
     # Idle pool threads sleep instead of spinning: a server holds one session per adapter version
-    # and its HTTP thread needs the same cores (measured below in docs/benchmarks.md).
+    # and its HTTP thread needs the same cores (measured in docs/benchmarks.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     first = (want, provider_options) if provider_options else want
     providers = [first] if want == CPU else [first, CPU]  # CPU only for nodes the accelerator lacks

@@ -16,16 +16,19 @@ class ServiceSettings(BaseSettings):
     store: Path | None = Field(None, description="adapter store (else the registry's default)")
     backbone: str = Field("embedded", description="shared base: embedded, a folder or a hub id")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    backend: Literal["torch", "onnx"] = Field("torch", description="inference backend: torch or onnx (ONNX Runtime)")
-    onnx_variant: Literal["auto", "fp32", "int8", "fp16"] = Field("auto", description="ONNX graphs: auto (int8 on CPU, fp16 on CUDA), fp32, int8 "
-                              "or fp16")
-    onnx_design: Literal["merged", "shared"] = Field("merged", description="ONNX: merged (one graph per adapter, LoRA folded in) or "
-                             "shared (one encoder graph, LoRA weights as inputs)")
+    backend: Literal["torch", "onnx"] = Field("torch", description="inference backend: torch or onnx "
+                                              "(ONNX Runtime)")
+    onnx_variant: Literal["auto", "fp32", "int8", "fp16"] = Field(
+        "auto", description="ONNX graphs: auto (int8 on CPU, fp16 on CUDA), fp32, int8 or fp16")
+    onnx_design: Literal["merged", "shared"] = Field(
+        "merged", description="ONNX: merged (one graph per adapter, LoRA folded in) or "
+        "shared (one encoder graph, LoRA weights as inputs)")
     onnx_shared_targets: str = Field("query,key,value", description="shared design: the Linear layers whose "
                                      "LoRA weights are graph inputs")
     onnx_cache: Path | None = Field(None, description="exported graphs (default: ~/.cache/bedside/onnx)")
-    lora_path: Literal["bank", "peft"] = Field("bank", description="how LoRA runs: bank (one pass per layer for mixed batches) "
-                           "or peft (PEFT's per-adapter loop)")
+    lora_path: Literal["bank", "peft"] = Field(
+        "bank", description="how LoRA runs: bank (one pass per layer for mixed batches) "
+        "or peft (PEFT's per-adapter loop)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
 
     max_items: int = Field(64, ge=1, description="texts/items per request at most")

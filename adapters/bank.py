@@ -1,31 +1,50 @@
 """LoRA adapters as banks on the base's Linear layers: one mixed-batch forward, no per-adapter loop.
 
 Each wrapped Linear keeps every resident adapter's ``A`` (r x in) and ``B·scale``
-(out x r). The model orders a batch so each adapter's rows are contiguous; each
-run of rows then goes through its own weights: ``W + B·A`` merged on the fly for
-long runs (one GEMM, no overhead but a small rank-r update), or the base plus
-``(x·Aᵀ)·Bᵀ`` for short ones. No per-adapter masks, no Python loop over rows,
-and no adapter's weights are ever merged into the shared base.
+(out x r). A batch's rows arrive ordered so each adapter's rows are contiguous
+(:func:`~adapters.batch.route`); each run of rows then goes through its own weights:
+``W + B·A`` merged on the fly for long runs (one GEMM, no overhead but a small rank-r
+update), or the base plus ``(x·Aᵀ)·Bᵀ`` for short ones. No per-adapter masks, no Python
+loop over rows, and no adapter's weights are ever merged into the shared base.
+
+The runs reach the layers through :func:`routed`, a context set once per forward: the
+encoder (a transformers model) passes no extra arguments down to its Linear layers, and
+nothing is stored on them, so concurrent forwards cannot see each other's runs.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import nn
 
+from .batch import Run
+
 # Segments with at least this many tokens merge W + B·A on the fly (one GEMM, no extra
 # low-rank passes); shorter ones add (x·Aᵀ)·Bᵀ, cheaper than writing a merged matrix.
 MERGE_MIN_TOKENS = 256
+
+_RUNS: ContextVar[Sequence[Run] | None] = ContextVar("bedside_lora_runs", default=None)
+
+
+@contextmanager
+def routed(runs: Sequence[Run]) -> Iterator[None]:
+    """Every BankedLinear called inside reads ``runs`` (rows start:stop through adapter slot)."""
+    token = _RUNS.set(runs)
+    try:
+        yield
+    finally:
+        _RUNS.reset(token)
 
 
 class BankedLinear(nn.Module):
     def __init__(self, base: nn.Linear) -> None:
         super().__init__()
         self.base = base
-        self.adapters: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        # Per forward: (adapter, first row, end row) runs covering the batch, set by LoraBanks.route.
-        self.segments: list[tuple[str, int, int]] | None = None
+        self.adapters: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # bank name -> (A, B·scale)
 
     def add(self, name: str, a: torch.Tensor, b_scaled: torch.Tensor) -> None:
         if a.shape[1] != self.base.in_features or b_scaled.shape[0] != self.base.out_features:
@@ -38,14 +57,14 @@ class BankedLinear(nn.Module):
         self.adapters.pop(name, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        segments = self.segments
-        if segments is None or not any(name in self.adapters for name, _, _ in segments):
+        runs = _RUNS.get()
+        if runs is None or not any(run.slot in self.adapters for run in runs):
             return self.base(x)
-        if len(segments) == 1:
-            return self._segment(x, segments[0][0])
+        if len(runs) == 1:
+            return self._segment(x, runs[0].slot)
         out = x.new_empty(*x.shape[:-1], self.base.out_features)
-        for name, start, end in segments:
-            out[start:end] = self._segment(x[start:end], name)
+        for run in runs:
+            out[run.rows] = self._segment(x[run.rows], run.slot)
         return out
 
     def _segment(self, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -118,20 +137,3 @@ class LoraBanks:
     def remove(self, name: str) -> None:
         for bank in self.banks.values():
             bank.remove(name)
-
-    def route(self, rows: list[str] | None) -> None:
-        """Tell every bank which adapter each batch row uses (None: plain base)."""
-        segments = None if rows is None else runs(rows)
-        for bank in self.banks.values():
-            bank.segments = segments
-
-
-def runs(rows: list[str]) -> list[tuple[str, int, int]]:
-    """Consecutive rows of the same adapter as (adapter, start, end) runs."""
-    out: list[tuple[str, int, int]] = []
-    for i, name in enumerate(rows):
-        if out and out[-1][0] == name:
-            out[-1] = (name, out[-1][1], i + 1)
-        else:
-            out.append((name, i, i + 1))
-    return out

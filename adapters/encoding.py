@@ -14,7 +14,7 @@ import numpy as np
 
 from transformers import PreTrainedTokenizerBase
 
-from .examples import Example, PairExample, Span, TextExample, TokenExample
+from .examples import Example, Span
 from .tasks import TaskKind, TaskSpec
 
 IGNORE_INDEX = -100  # positions without a label (sub-tokens, specials, padding)
@@ -77,14 +77,17 @@ class Encoder:
 
     # -- public -------------------------------------------------------------
     def encode(self, example: Example) -> EncodedRow:
-        kind = self.task.kind
-        if kind is TaskKind.sequence and isinstance(example, TextExample):
-            return self.encode_text(example.text, example.label)
-        if kind is TaskKind.token and isinstance(example, TokenExample):
-            return self.encode_words(example.words, example.tags)
-        if kind is TaskKind.pair and isinstance(example, PairExample):
-            return self.encode_pair(example.text, example.head, example.tail, example.label)
-        raise TypeError(f"task {self.task.name!r} ({kind.value}) cannot encode {type(example).__name__}")
+        """A training example of this encoder's task kind -> one row (the kind's strategy decides how)."""
+        from .kinds import strategy
+
+        return strategy(self.task.kind).encode(self, example)
+
+    def with_limits(self, max_length: int | None = None, truncate: bool | None = None) -> "Encoder":
+        """The same tokenisation with other limits (per-request options never change a shared encoder)."""
+        if (max_length is None or max_length == self.max_length) and (truncate is None or truncate == self.truncate):
+            return self
+        return Encoder(self.tokenizer, self.task, max_length or self.max_length,
+                       self.truncate if truncate is None else truncate)
 
     def encode_text(self, text: str, label: str | None = None) -> EncodedRow:
         ids = self._ids(text)

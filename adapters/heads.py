@@ -2,21 +2,27 @@
 
 Each head maps the shared encoder's hidden states for its rows to logits:
 ``sequence`` mean-pools the tokens, ``token`` scores every position, and ``pair``
-concatenates the states at the two entity markers.
+concatenates the states at the two entity markers. A head's extra inputs (the pair
+head's marker positions) come from the rows through :meth:`Head.extra`, so the same
+module runs in torch, in a traced ONNX graph and beside an ONNX encoder.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .encoding import IGNORE_INDEX, EncodedRow
-from .tasks import TaskKind
 
 
 class Head(nn.Module):
-    kind: TaskKind
-    input_factor = 1  # classifier input = input_factor * hidden_size
+    input_factor: ClassVar[int] = 1  # classifier input = input_factor * hidden_size
+    extra_inputs: ClassVar[tuple[str, ...]] = ()  # graph inputs beside input_ids and attention_mask
+    per_token: ClassVar[bool] = False  # logits per position ([k, T, L]) rather than per row ([k, L])
 
     def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -27,37 +33,47 @@ class Head(nn.Module):
     def num_labels(self) -> int:
         return self.classifier.out_features
 
-    def features(self, hidden: torch.Tensor, mask: torch.Tensor, rows: list[EncodedRow]) -> torch.Tensor:
+    @classmethod
+    def extra(cls, rows: Sequence[EncodedRow]) -> np.ndarray | None:
+        """The rows' extra input as int64 (None: the head needs none)."""
+        return None
+
+    def features(self, hidden: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, rows: list[EncodedRow]) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         """Packed logits for a group of rows: [k, L] (sequence, pair) or [k, T, L] (token)."""
-        return self.classifier(self.dropout(self.features(hidden, mask, rows)))
+        return self.classifier(self.dropout(self.features(hidden, mask, extra)))
 
-    def row_logits(self, packed: torch.Tensor, rows: list[EncodedRow]) -> list[torch.Tensor]:
+    def run(self, hidden: torch.Tensor, mask: torch.Tensor, rows: Sequence[EncodedRow]) -> torch.Tensor:
+        """:meth:`forward` with the extra input taken from ``rows``."""
+        extra = self.extra(rows)
+        return self(hidden, mask, None if extra is None else torch.from_numpy(extra).to(hidden.device))
+
+    @classmethod
+    def row_logits(cls, packed: torch.Tensor, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
         """Split packed logits into one tensor per row: [L], or [words kept, L] for tokens."""
         return list(packed.unbind(0))
 
-    def loss(self, packed: torch.Tensor, rows: list[EncodedRow]) -> torch.Tensor:
+    def loss(self, packed: torch.Tensor, rows: Sequence[EncodedRow]) -> torch.Tensor:
         labels = torch.tensor([row.label for row in rows], device=packed.device)
         return F.cross_entropy(packed, labels)
 
 
 class SequenceHead(Head):
-    kind = TaskKind.sequence
-
-    def features(self, hidden, mask, rows):
+    def features(self, hidden, mask, extra):
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 class TokenHead(Head):
-    kind = TaskKind.token
+    per_token = True
 
-    def features(self, hidden, mask, rows):
+    def features(self, hidden, mask, extra):
         return hidden
 
-    def row_logits(self, packed, rows):
+    @classmethod
+    def row_logits(cls, packed, rows):
         return [logits[row.word_starts] for logits, row in zip(packed, rows)]
 
     def loss(self, packed, rows):
@@ -68,20 +84,16 @@ class TokenHead(Head):
 
 
 class PairHead(Head):
-    kind = TaskKind.pair
     input_factor = 2
+    extra_inputs = ("markers",)
 
-    def features(self, hidden, mask, rows):
-        index = torch.tensor([row.markers for row in rows], device=hidden.device)  # [k, 2]
-        picked = hidden.gather(1, index.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))  # [k, 2, H]
+    @classmethod
+    def extra(cls, rows):
+        return np.asarray([row.markers for row in rows], dtype=np.int64).reshape(len(rows), 2)
+
+    def features(self, hidden, mask, extra):
+        picked = hidden.gather(1, extra.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))  # [k, 2, H]
         return picked.flatten(1)
-
-
-HEADS: dict[TaskKind, type[Head]] = {h.kind: h for h in (SequenceHead, TokenHead, PairHead)}
-
-
-def build_head(kind: TaskKind, hidden_size: int, num_labels: int, dropout: float = 0.1) -> Head:
-    return HEADS[TaskKind(kind)](hidden_size, num_labels, dropout)
 
 
 def head_num_labels(state: dict[str, torch.Tensor]) -> int:
@@ -90,3 +102,10 @@ def head_num_labels(state: dict[str, torch.Tensor]) -> int:
     if weight is None or weight.dim() != 2:
         raise ValueError("head weights need a 2-d 'classifier.weight'")
     return int(weight.shape[0])
+
+
+def build_head(kind, hidden_size: int, num_labels: int, dropout: float = 0.1) -> Head:
+    """A fresh head for a task kind (the kind's strategy names the class)."""
+    from .kinds import strategy
+
+    return strategy(kind).head(hidden_size, num_labels, dropout)

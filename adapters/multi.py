@@ -1,38 +1,29 @@
 """One shared encoder, many named adapters, one forward per mixed batch.
 
-Rows in a batch may belong to different adapters and task kinds. The encoder
-runs once with PEFT's per-row ``adapter_names``; each row's hidden states then
-go to its own head. Training uses the same class with one adapter in train
+Rows in a batch may belong to different adapters and task kinds. A routed
+:class:`~adapters.batch.Batch` holds each adapter's rows contiguously; the encoder runs
+once (PEFT's per-row ``adapter_names``, or the LoRA bank's runs) and each run's hidden
+states go to its adapter's head. Training uses the same class with one adapter in train
 mode, so what is trained is exactly what is served.
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 from peft import PeftConfig, PeftModel, PeftType, get_peft_model, set_peft_model_state_dict
 from torch import nn
 
 from .backbones import Backbone
-from .bank import LoraBanks, lora_weights
+from .bank import LoraBanks, lora_weights, routed
+from .batch import Batch, Run, route
 from .encoding import EncodedRow, Encoder, pad_rows
 from .heads import Head
+from .interface import Slot, head_logits, predict_rows
 from .tasks import TaskSpec
 
 BASE = "__base__"  # PEFT's name for "no adapter" rows
-
-
-@dataclass
-class Slot:
-    """A resident adapter: its task, head, tokenisation and PEFT name (if any)."""
-
-    name: str
-    task: TaskSpec
-    head: Head
-    encoder: Encoder
-    peft_name: str | None  # None: a head on the bare base
-    head_key: str  # key in MultiAdapterModel.heads
 
 
 class MultiAdapterModel(nn.Module):
@@ -97,7 +88,7 @@ class MultiAdapterModel(nn.Module):
         head_key = f"head{next(self._head_ids)}"  # module keys cannot hold arbitrary names
         self.heads[head_key] = head
         encoder = Encoder(self.backbone.tokenizer, task, max_length=max_length)
-        slot = Slot(name=name, task=task, head=head, encoder=encoder, peft_name=peft_name, head_key=head_key)
+        slot = Slot(name=name, task=task, encoder=encoder, head=head, peft_name=peft_name, head_key=head_key)
         self.slots[name] = slot
         return slot
 
@@ -130,69 +121,52 @@ class MultiAdapterModel(nn.Module):
         return next(self.backbone.encoder.parameters()).device
 
     # -- forward ----------------------------------------------------------------
-    def pad(self, rows: list[EncodedRow]) -> tuple[torch.Tensor, torch.Tensor]:
+    def pad(self, rows: Sequence[EncodedRow]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = pad_rows(rows, self.backbone.tokenizer.pad_token_id or 0)
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
-    def hidden_states(self, rows: list[EncodedRow], names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the shared encoder once; each row through its own adapter."""
-        ids, mask = self.pad(rows)
-        peft_names = [self.slots[n].peft_name or BASE for n in names]
+    def encode_batch(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the shared encoder once; each run of rows through its own adapter."""
+        ids, mask = self.pad(batch.rows)
         if self.banks is not None:
-            self.banks.route(peft_names)
-            try:
+            runs = [Run(self.slots[r.slot].peft_name or BASE, r.start, r.stop) for r in batch.runs]
+            with routed(runs):
                 out = self.encoder_model(input_ids=ids, attention_mask=mask)
-            finally:
-                self.banks.route(None)
         elif self.peft is None:
             out = self.encoder_model(input_ids=ids, attention_mask=mask)
         elif self.training:
             # Training: one adapter, PEFT's own active-adapter path (mixed batches are eval-only).
-            active = set(peft_names)
-            if len(active) != 1 or BASE in active:
+            peft_names = {self.slots[r.slot].peft_name or BASE for r in batch.runs}
+            if len(peft_names) != 1 or BASE in peft_names:
                 raise ValueError("training batches must hold rows of exactly one PEFT adapter")
-            self.peft.set_adapter(peft_names[0])
+            self.peft.set_adapter(peft_names.pop())
             out = self.encoder_model(input_ids=ids, attention_mask=mask)
         else:
-            out = self.encoder_model(input_ids=ids, attention_mask=mask, adapter_names=peft_names)
+            names = [self.slots[slot].peft_name or BASE for slot in batch.slots]
+            out = self.encoder_model(input_ids=ids, attention_mask=mask, adapter_names=names)
         hidden = out.last_hidden_state
         # Prompt tuning prepends virtual tokens: keep the positions of the real ones.
         return hidden[:, hidden.size(1) - ids.size(1):], mask
 
-    def forward(self, rows: list[EncodedRow], names: list[str]) -> list[torch.Tensor]:
-        """Per-row logits ([L], or [words, L] for token tasks) in input order."""
-        if len(rows) != len(names):
-            raise ValueError("one adapter name per row")
-        if self.banks is not None and len(set(names)) > 1:
-            # Bank serving runs each adapter's rows as one contiguous block.
-            order = sorted(range(len(rows)), key=lambda i: names[i])
-            ordered = self._forward([rows[i] for i in order], [names[i] for i in order])
-            outputs = [None] * len(rows)
-            for position, i in enumerate(order):
-                outputs[i] = ordered[position]
-            return outputs
-        return self._forward(rows, names)
+    def hidden_states(self, rows: Sequence[EncodedRow], names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states of rows in the given order (each row through its own adapter)."""
+        batch = route(rows, names)
+        hidden, mask = self.encode_batch(batch)
+        back = torch.tensor(batch.order, device=hidden.device).argsort()
+        return hidden[back], mask[back]
 
-    def _forward(self, rows: list[EncodedRow], names: list[str]) -> list[torch.Tensor]:
-        hidden, mask = self.hidden_states(rows, names)
-        outputs: list[torch.Tensor | None] = [None] * len(rows)
-        for name, index in _groups(names).items():
-            head = self.slots[name].head
-            group = [rows[i] for i in index]
-            packed = head(hidden[index], mask[index], group)
-            for i, logits in zip(index, head.row_logits(packed, group)):
-                outputs[i] = logits
-        return outputs
+    def run(self, batch: Batch) -> list[torch.Tensor]:
+        """Per-row logits ([L], or [words, L] for token tasks) in batch order."""
+        hidden, mask = self.encode_batch(batch)
+        return head_logits(self.slots, batch, hidden, mask)
 
-    def loss(self, rows: list[EncodedRow], name: str) -> torch.Tensor:
+    def forward(self, rows: Sequence[EncodedRow], names: Sequence[str]) -> list[torch.Tensor]:
+        """Per-row logits in input order (rows of any adapters: routed here, once)."""
+        return predict_rows(self, rows, names)
+
+    def loss(self, rows: Sequence[EncodedRow], name: str) -> torch.Tensor:
         """Training loss for a batch of one adapter's labelled rows."""
-        hidden, mask = self.hidden_states(rows, [name] * len(rows))
+        batch = route(rows, [name] * len(rows))
+        hidden, mask = self.encode_batch(batch)
         head = self.slots[name].head
-        return head.loss(head(hidden, mask, rows), rows)
-
-
-def _groups(names: list[str]) -> dict[str, list[int]]:
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(names):
-        groups.setdefault(name, []).append(i)
-    return groups
+        return head.loss(head.run(hidden, mask, batch.rows), batch.rows)

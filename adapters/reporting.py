@@ -77,18 +77,18 @@ def ratio_plot(rows: list[dict], x: str, series: list[str], group: str, title: s
 
 
 def series_plot(rows: list[dict], x: str, series: dict[str, str], title: str, file: Path, xlabel: str,
-                ylabel: str, marks: list[float] = (), mark_label: str = "", kind: str = "line") -> None:
+                ylabel: str, marks: list[float] = (), mark_label: str = "", style: str = "line") -> None:
     """Quantities over time (``series``: legend label -> row key), with vertical marks (e.g. swaps)."""
     fig, ax = plt.subplots(figsize=(8, 4))
     xs = [r[x] for r in rows]
     width = (xs[1] - xs[0]) * 0.8 / max(1, len(series)) if len(xs) > 1 else 0.8
     for i, (label, key) in enumerate(series.items()):
         ys = [r[key] for r in rows]
-        if kind == "bar":
+        if style == "bar":
             ax.bar([v - (len(series) - 1 - 2 * i) * width / 2 for v in xs], ys, width=width, label=label)
         else:
             ax.plot(xs, ys, marker="o", ms=3, label=label)
-    if kind == "bar":  # counts: whole numbers, and an empty plot says so
+    if style == "bar":  # counts: whole numbers, and an empty plot says so
         top = max([0, *(r[k] for r in rows for k in series.values())])
         ax.set_ylim(0, max(1.0, top * 1.15))
         ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))

@@ -26,6 +26,19 @@ class TaskKind(str, Enum):
     pair = "pair"  # two marked entities -> one relation label
 
 
+def _bio(labels: tuple[str, ...]) -> None:
+    if "O" not in labels:
+        raise ValueError("token tasks need the 'O' tag")
+    for label in labels:
+        if label != "O" and not label.startswith(("B-", "I-")):
+            raise ValueError(f"token label {label!r} is not BIO (B-X, I-X or O)")
+
+
+# What a kind asks of its label list beyond uniqueness (kept here, not in .kinds: specs are read
+# by light processes that never import torch).
+_LABEL_RULES = {TaskKind.token: _bio}
+
+
 class TaskSpec(BaseModel):
     """What an adapter predicts. Label order is the head's output order."""
 
@@ -51,12 +64,9 @@ class TaskSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_kind(self) -> "TaskSpec":
-        if self.kind is TaskKind.token:
-            if "O" not in self.labels:
-                raise ValueError("token tasks need the 'O' tag")
-            for label in self.labels:
-                if label != "O" and not label.startswith(("B-", "I-")):
-                    raise ValueError(f"token label {label!r} is not BIO (B-X, I-X or O)")
+        check = _LABEL_RULES.get(self.kind)
+        if check is not None:
+            check(self.labels)
         if self.negative_label is not None and self.negative_label not in self.labels:
             raise ValueError(f"negative_label {self.negative_label!r} is not a label")
         return self

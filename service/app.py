@@ -20,13 +20,12 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.registry import RegistryError
+from bedside.adapters.registry import RegistryError
 
 from . import metrics
 from .errors import APIError
 from .guards import BodyLimit, Contain, TokenAuth, parse_json, require_json
-from .inference import Engine, pair_task
-from .runtime import TaskState
+from .inference import Engine
 from .schemas import ExtractRequest, PairItem, PredictRequest, SpanIn
 from .settings import SERVICE_VERSION, ServiceSettings
 
@@ -81,15 +80,11 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
         auth.check("predict", request.headers.get("authorization"))
         req = await body(request, PredictRequest)
         eng = engine()
-        eng.check_ready(req.task)  # a task without an adapter has no known input shape: 503, not 422
-        if pair_task(eng.runtime, req.task):
-            if req.items is None or req.texts is not None:
-                raise APIError(422, "invalid_request", "a pair task takes 'items' ({text, head, tail})")
-            items = [item.model_dump() for item in req.items]
-        else:
-            if req.texts is None or req.items is not None:
-                raise APIError(422, "invalid_request", "this task takes 'texts'")
-            items = req.texts
+        kind = eng.check_ready(req.task)  # a task without an adapter has no known input shape: 503, not 422
+        given = req.model_dump(include={"texts", "items"}, exclude_none=True)
+        if set(given) != {kind.request_field}:
+            raise APIError(422, "invalid_request", kind.request_hint)
+        items = given[kind.request_field]
         with _timed(req.task, "predict") as outcome:
             results, source = await eng.run(req.task, items)
             outcome.append("ok")
@@ -215,7 +210,7 @@ def _check_stored_task(engine: Engine, task: str, actor: str, action: str) -> No
 
 
 def _refresh(engine: Engine, task: str) -> None:
-    engine.runtime.states.setdefault(task, TaskState(task))
+    engine.runtime.cache.ensure(task)
     engine.runtime.refresh(task)
 
 

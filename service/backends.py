@@ -1,28 +1,31 @@
 """What runs the forwards: torch (one base, adapters through a LoRA bank or PEFT) or
-onnxruntime (exported graphs). The runtime talks to both through the same three calls:
+onnxruntime (exported graphs). Both implement :class:`~bedside.adapters.interface.InferenceBackend`:
+``slots`` and ``run(batch)`` for the batcher and predictors, and for loading versions
 
 - ``prepare(path, artifact)``: slow work that must not block serving (ONNX: export or
   reuse the cache, open the session); runs outside the model lock.
 - ``attach(prepared, slot)``: make the version callable as ``slot``; runs under the lock.
 - ``remove(slot)``.
-
-``model`` is what the batcher and :class:`~adapters.predict.Predictor` call:
-``model(rows, slot_names) -> logits per row``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.artifact import Artifact, attach
-from adapters.backbones import Backbone
-from adapters.multi import MultiAdapterModel
+import torch
+
+from bedside.adapters.artifact import Artifact, attach
+from bedside.adapters.backbones import Backbone
+from bedside.adapters.batch import Batch
+from bedside.adapters.interface import InferenceBackend, Slot
+from bedside.adapters.multi import MultiAdapterModel
 
 from .settings import ServiceSettings
 
 
 class TorchBackend:
     name = "torch"
-    checks_on_served_model = True  # activation checks run on the served model (see runtime)
+    checks_on_served_model = True  # activation checks run on the served model (see swaps)
 
     def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
         self.lora_path = settings.lora_path
@@ -31,6 +34,13 @@ class TorchBackend:
     @property
     def label(self) -> str:
         return "torch"
+
+    @property
+    def slots(self) -> Mapping[str, Slot]:
+        return self.model.slots
+
+    def run(self, batch: Batch) -> list[torch.Tensor]:
+        return self.model.run(batch)
 
     def describe(self) -> dict:
         return {"backend": "torch", "lora_path": self.lora_path}
@@ -46,10 +56,9 @@ class TorchBackend:
         self.model.remove_adapter(slot)
 
 
-def make_backend(backbone: Backbone, settings: ServiceSettings):
+def make_backend(backbone: Backbone, settings: ServiceSettings) -> InferenceBackend:
     if settings.backend == "onnx":
         from .onnx_backend import OnnxBackend
 
         return OnnxBackend(backbone, settings)
     return TorchBackend(backbone, settings)
-

@@ -1,9 +1,10 @@
 """Coalesce concurrent requests, for any mix of tasks, into shared encoder forwards.
 
 Handlers submit encoded rows; one worker thread gathers jobs until a batch holds
-``max_batch_rows`` rows or ``max_wait_ms`` passed, runs the multi-adapter model
-once per chunk, and hands each job its rows' logits. The queue is bounded in rows:
-beyond it, submit refuses at once so the handler can answer 429.
+``max_batch_rows`` rows or ``max_wait_ms`` passed, cuts them into forwards of similar
+lengths, routes each forward once (:func:`~bedside.adapters.batch.route`: each adapter's
+rows contiguous) and runs it on the backend, then hands each job its rows' logits. The
+queue is bounded in rows: beyond it, submit refuses at once so the handler can answer 429.
 """
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import torch
 
-from adapters.encoding import EncodedRow
+from bedside.adapters.batch import Batch, route
+from bedside.adapters.encoding import EncodedRow
 
 from . import metrics
 
@@ -63,9 +66,11 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, model, lock: threading.RLock, max_batch_rows: int = 32, max_wait_ms: float = 5.0,
-                 max_queue_rows: int = 512, max_padding: float = 1.0) -> None:
-        self.model = model
+    """``run``: the backend's forward of one routed batch (logits per row, in batch order)."""
+
+    def __init__(self, run: Callable[[Batch], list[torch.Tensor]], lock: threading.RLock, max_batch_rows: int = 32,
+                 max_wait_ms: float = 5.0, max_queue_rows: int = 512, max_padding: float = 1.0) -> None:
+        self.run = run
         self.lock = lock
         self.max_batch_rows = max_batch_rows
         self.max_padding = max_padding
@@ -138,13 +143,14 @@ class Batcher:
                 # answered as soon as its last row is done, so its client can send the next
                 # request while the other forwards run (no idle gap between batches).
                 for index in chunks([len(r) for r in rows], self.max_batch_rows, self.max_padding):
+                    batch = route([rows[i] for i in index], [names[i] for i in index])
                     t0 = time.perf_counter()
-                    logits = self.model([rows[i] for i in index], [names[i] for i in index])
+                    logits = self.run(batch)
                     metrics.FORWARD_SECONDS.observe(time.perf_counter() - t0)
-                    metrics.BATCH_ROWS.observe(len(index))
-                    metrics.BATCH_TOKENS.observe(sum(len(rows[i]) for i in index))
-                    metrics.BATCH_TASKS.observe(len({names[i] for i in index}))
-                    for i, lg in zip(index, logits):
+                    metrics.BATCH_ROWS.observe(len(batch))
+                    metrics.BATCH_TOKENS.observe(sum(len(row) for row in batch.rows))
+                    metrics.BATCH_TASKS.observe(len(batch.runs))
+                    for i, lg in zip((index[k] for k in batch.order), logits):
                         out[i] = lg.float().cpu()
                         j = owner[i]
                         left[j] -= 1

@@ -8,17 +8,12 @@ The base model loads once per worker; the HTTP API is the FastAPI app of
 from __future__ import annotations
 
 import logging
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import bentoml
 
-import bentoml  # noqa: E402
-
-from .app import create_app  # noqa: E402
-from .inference import Engine  # noqa: E402
-from .settings import ServiceSettings  # noqa: E402
+from .app import create_app
+from .inference import Engine
+from .settings import ServiceSettings
 
 settings = ServiceSettings()
 _engine: dict[str, Engine] = {}

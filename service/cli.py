@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from .server import server_env, start_server, stop_server, wait_ready
+from .server import SERVICE, WORKING_DIR, server_env, start_server, stop_server, wait_ready
 
 console = Console(stderr=True)
 
@@ -40,13 +40,12 @@ def serve(
     env = server_env(store=store or os.environ.get("BEDSIDE_STORE"), device=device, backbone=backbone,
                      backend=backend, onnx_variant=onnx_variant)
     bentoml = Path(sys.executable).with_name("bentoml")
-    os.execve(bentoml, [str(bentoml), "serve", "service.bento:Bedside", "--port", str(port),
-                        "--working-dir", str(Path(__file__).resolve().parent.parent)], env)
+    os.execve(bentoml, [str(bentoml), "serve", SERVICE, "--port", str(port), "--working-dir", str(WORKING_DIR)], env)
 
 
 def _bedside(*args: str) -> None:
     """Run another bedside command in its own process (serving never imports training)."""
-    subprocess.run([sys.executable, "-m", "adapters.cli", *args], check=True)
+    subprocess.run([sys.executable, "-m", "bedside.cli", *args], check=True)
 
 
 def demo(
@@ -56,7 +55,7 @@ def demo(
     check: bool = typer.Option(False, "--check", help="run the printed examples, then stop the server"),
 ) -> None:
     """Train the four demo adapters if the store has none active, then serve them."""
-    from adapters.registry import Registry, resolve_store
+    from bedside.adapters.registry import Registry, resolve_store
 
     store = resolve_store(store)
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))

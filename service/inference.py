@@ -5,17 +5,16 @@ import asyncio
 import time
 from typing import Any
 
-from adapters.encoding import TooLongError
-from adapters.tasks import TaskKind
+from bedside.adapters.encoding import TooLongError
+from bedside.adapters.kinds import PAIR, KindStrategy, strategy
+from bedside.adapters.predict import Predictor
 
 from . import metrics
 from .batcher import Batcher, QueueFull
 from .errors import APIError, busy
-from .runtime import Lease, Runtime
+from .residents import Resident
+from .runtime import Runtime
 from .settings import SERVICE_VERSION, ServiceSettings
-
-# i2b2 2010 candidate pairs: (head type, tail type).
-CANDIDATE_TYPES = {("treatment", "problem"), ("test", "problem"), ("problem", "problem")}
 
 
 class Engine:
@@ -24,7 +23,7 @@ class Engine:
     def __init__(self, settings: ServiceSettings, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.runtime = runtime or Runtime(settings)
-        self.batcher = Batcher(self.runtime.model, self.runtime.lock, settings.max_batch_rows,
+        self.batcher = Batcher(self.runtime.backend.run, self.runtime.lock, settings.max_batch_rows,
                                settings.max_wait_ms, settings.max_queue_rows, settings.max_padding)
 
     def start(self, poll: bool = True) -> None:
@@ -34,8 +33,8 @@ class Engine:
         self.runtime.stop()
         self.batcher.close()
 
-    def provenance(self, lease: Lease) -> dict[str, str]:
-        info = lease.resident.info
+    def provenance(self, resident: Resident) -> dict[str, str]:
+        info = resident.info
         return {"task": info.task, "version": info.version, "sha256": info.sha256, "method": info.method,
                 "base_fingerprint": self.runtime.backbone.fingerprint, "service_version": SERVICE_VERSION,
                 "backend": self.runtime.backend.label}
@@ -44,24 +43,29 @@ class Engine:
         if task not in self.runtime.states:  # an allow-list: the name never reaches the filesystem
             raise APIError(404, "unknown_task", "unknown task")
 
-    def check_ready(self, task: str) -> None:
-        """404 for an unknown task, 503 for one without a loaded adapter (before its input shape is known)."""
+    def check_ready(self, task: str) -> KindStrategy:
+        """404 for an unknown task, 503 for one without a loaded adapter (before its input shape is
+        known); else the task kind's strategy (what the request must carry)."""
         self.check_task(task)
-        if self.runtime.states[task].status != "ready":
+        state = self.runtime.states[task]
+        if state.status != "ready" or state.resident is None:
             raise _not_ready()
+        return strategy(state.resident.spec.kind)
+
+    def predictor(self, resident: Resident) -> Predictor:
+        """A predictor for one request, with the service's limits as arguments."""
+        return Predictor(self.runtime.backend, resident.slot, truncate=self.settings.truncate,
+                         max_length=self.settings.max_length)
 
     async def run(self, task: str, items: list[Any]) -> tuple[list[dict], dict]:
         """Predict ``items`` with the task's active version; return results and provenance."""
         self.check_task(task)
         if len(items) > self.settings.max_items:
             raise APIError(413, "too_many_items", f"at most {self.settings.max_items} items per request")
-        with self.runtime.lease(task) as lease:
-            if lease is None:
+        with self.runtime.lease(task) as resident:
+            if resident is None:
                 raise _not_ready()
-            predictor = lease.predictor
-            predictor.encoder.truncate = self.settings.truncate
-            if self.settings.max_length:
-                predictor.encoder.max_length = self.settings.max_length
+            predictor = self.predictor(resident)
             t0 = time.perf_counter()
             try:
                 encoded = [predictor.encode(item) for item in items]
@@ -70,12 +74,11 @@ class Engine:
                                f"{exc.max_length}") from None
             except ValueError as exc:
                 raise APIError(422, "invalid_input", _safe(exc)) from None
-            specials = predictor.encoder.tokenizer.num_special_tokens_to_add()
-            if any(_no_content(row, specials) for row, _ in encoded):  # e.g. only control characters
+            if any(predictor.is_empty(row) for row, _ in encoded):  # e.g. only control characters
                 raise APIError(422, "invalid_input", "an input has no text once tokenised")
             metrics.TOKENIZE_SECONDS.labels(task).observe(time.perf_counter() - t0)
             try:
-                job = self.batcher.submit([row for row, _ in encoded], lease.resident.slot)
+                job = self.batcher.submit([row for row, _ in encoded], resident.slot)
             except QueueFull:
                 raise busy() from None
             try:
@@ -90,15 +93,13 @@ class Engine:
                 raise APIError(500, "inference_failed", "the model failed on this batch; retry with fewer items") \
                     from None
             results = [predictor.decode(row, lg, ctx) for (row, ctx), lg in zip(encoded, logits)]
-            return results, self.provenance(lease)
+            return results, self.provenance(resident)
 
     async def extract(self, text: str) -> dict:
         """NER, then relations over every i2b2 candidate pair of the entities found."""
         (ner,), ner_source = await self.run("ner", [text])
         entities = ner["entities"]
-        pairs = [(i, j) for i, a in enumerate(entities) for j, b in enumerate(entities)
-                 if i != j and (a["type"], b["type"]) in CANDIDATE_TYPES
-                 and not (a["type"] == b["type"] == "problem" and j < i)]
+        pairs = sorted(PAIR.candidate_pairs([e["type"] for e in entities]))
         relations, sources = [], [ner_source]
         rel_state = self.runtime.states.get("relations")
         if pairs and rel_state is not None and rel_state.status == "ready":
@@ -121,18 +122,7 @@ def _not_ready() -> APIError:
     return APIError(503, "task_not_ready", "this task has no ready adapter", {"Retry-After": "5"})
 
 
-def _no_content(row, specials: int) -> bool:
-    if row.kind is TaskKind.token:
-        return not row.word_starts
-    return row.kind is TaskKind.sequence and len(row.input_ids) <= specials
-
-
 def _safe(exc: Exception) -> str:
     """Validation messages from our own encoders describe shapes, never the text itself."""
     message = str(exc)
     return message if len(message) < 200 else "invalid input"
-
-
-def pair_task(runtime: Runtime, task: str) -> bool:
-    state = runtime.states.get(task)
-    return bool(state and state.resident and state.resident.spec.kind is TaskKind.pair)

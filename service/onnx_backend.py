@@ -11,13 +11,17 @@ CPU) and every session is checked to run on it (:func:`~adapters.onnx.session.op
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.artifact import Artifact, check_servable
-from adapters.backbones import Backbone
+import torch
 
-from adapters.onnx.export import default_cache_dir, export_artifact
-from adapters.onnx.session import OnnxModel, provider_for, variant_for
+from bedside.adapters.artifact import Artifact, check_servable
+from bedside.adapters.backbones import Backbone
+from bedside.adapters.batch import Batch
+from bedside.adapters.interface import Slot
+from bedside.adapters.onnx.export import default_cache_dir, export_artifact
+from bedside.adapters.onnx.session import OnnxModel, provider_for, variant_for
 
 from .settings import ServiceSettings
 
@@ -33,7 +37,7 @@ class OnnxBackend:
         self.design = settings.onnx_design
         self.cache = Path(settings.onnx_cache) if settings.onnx_cache else default_cache_dir()
         if self.design == "shared":
-            from adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
+            from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
 
             if self.variant != "fp32":
                 raise ValueError("the shared ONNX design runs fp32 only (BEDSIDE_ONNX_VARIANT=fp32)")
@@ -47,6 +51,13 @@ class OnnxBackend:
     def label(self) -> str:
         """What answered, as provenance reports it: backend, design, variant, provider."""
         return f"onnx:{self.design}:{self.variant}:{self.provider}"
+
+    @property
+    def slots(self) -> Mapping[str, Slot]:
+        return self.model.slots
+
+    def run(self, batch: Batch) -> list[torch.Tensor]:
+        return self.model.run(batch)
 
     def describe(self) -> dict:
         import onnxruntime

@@ -12,13 +12,19 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+import bedside
+from bedside import ENV_DEFAULTS
+
+SERVICE = "bedside.service.bento:Bedside"  # what ``bentoml serve`` imports
+# BentoML puts its working directory first on sys.path: the folder that holds the ``bedside``
+# package (the repository in a checkout, site-packages in an install), never a sub-package.
+WORKING_DIR = Path(bedside.__file__).resolve().parent.parent
 
 
 def server_env(**settings) -> dict[str, str]:
     """The environment a server reads its settings from (``BEDSIDE_*``)."""
     env = dict(os.environ)
-    env.update({"HF_HUB_OFFLINE": "1", "BENTOML_DO_NOT_TRACK": "true", "TOKENIZERS_PARALLELISM": "false"})
+    env.update(ENV_DEFAULTS)
     for key, value in settings.items():
         if value is not None:
             env[f"BEDSIDE_{key.upper()}"] = str(value)
@@ -33,8 +39,8 @@ def start_server(port: int, env: dict[str, str], log_file: Path | None = None) -
     if "BENTOML_HOME" not in env:
         home = env["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bedside-bentoml-")
     bentoml = Path(sys.executable).with_name("bentoml")
-    command = [str(bentoml), "serve", "service.bento:Bedside", "--port", str(port), "--host", "127.0.0.1",
-               "--working-dir", str(ROOT)]
+    command = [str(bentoml), "serve", SERVICE, "--port", str(port), "--host", "127.0.0.1",
+               "--working-dir", str(WORKING_DIR)]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     process.bentoml_home = home  # removed by stop_server

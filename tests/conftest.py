@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["BENTOML_DO_NOT_TRACK"] = "true"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
+from bedside import ENV_DEFAULTS
+
+os.environ.update(ENV_DEFAULTS)  # forced, not defaults: the suite must never reach a hub
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -15,7 +15,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 @pytest.fixture(scope="session")
 def tiny():
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.tiny import tiny_backbone
 
     return tiny_backbone(seed=0)
 
@@ -23,7 +23,7 @@ def tiny():
 @pytest.fixture()
 def fresh_tiny():
     """A tiny backbone a test may modify (PEFT injects layers in place)."""
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.tiny import tiny_backbone
 
     return tiny_backbone(seed=0)
 
@@ -31,6 +31,6 @@ def fresh_tiny():
 @pytest.fixture(scope="session")
 def served_folder(tmp_path_factory):
     """The tiny base saved as a model folder, as a server loads it."""
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.tiny import tiny_backbone
 
     return tiny_backbone(seed=0).save(tmp_path_factory.mktemp("base") / "tiny")

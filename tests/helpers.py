@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from peft import LoraConfig
 
-from adapters.heads import build_head
-from adapters.multi import MultiAdapterModel
-from adapters.tasks import PRESETS
+from bedside.adapters.heads import build_head
+from bedside.adapters.multi import MultiAdapterModel
+from bedside.adapters.tasks import PRESETS
 
 
 def random_lora(rank: int = 4, targets=("query", "key", "value")) -> LoraConfig:
@@ -34,7 +34,7 @@ SMOKE_INPUTS = {
 
 def task_manifest(model, task_name: str, **overrides):
     """A valid manifest for one preset task of ``model`` (fields overridable)."""
-    from adapters.artifact import BaseRef, HeadRef, Manifest, Method
+    from bedside.adapters.artifact import BaseRef, HeadRef, Manifest, Method
 
     task = PRESETS[task_name]
     b = model.backbone
@@ -53,7 +53,8 @@ def task_manifest(model, task_name: str, **overrides):
 
 def smoke_examples(model, task_name: str) -> list[dict]:
     """``examples.json`` items whose expected answers are what ``model`` predicts now."""
-    from adapters.predict import Predictor, expectation
+    from bedside.adapters.decoding import expectation
+    from bedside.adapters.predict import Predictor
 
     items = SMOKE_INPUTS[task_name]
     return [{"input": item, "expected": expectation(pred)}
@@ -64,8 +65,8 @@ def save_task_artifacts(out_dir, backbone=None, seed: int = 0, tasks=None) -> di
     """Save real LoRA artifacts (with smoke examples) for preset tasks; return task -> folder."""
     from pathlib import Path
 
-    from adapters.artifact import save_from_model
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.artifact import save_from_model
+    from bedside.adapters.tiny import tiny_backbone
 
     model = four_task_model(backbone or tiny_backbone(seed=0), seed=seed)
     out = Path(out_dir)
@@ -100,7 +101,7 @@ def active_store(root, artifacts: dict) -> "Path":
     """A registry store at ``root`` with each task's artifact pushed and active (v1)."""
     from pathlib import Path
 
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     registry = Registry(root)
     for task, path in artifacts.items():

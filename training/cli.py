@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.artifact import ArtifactError, Method
-from adapters.backbones import BackboneError
-from adapters.tasks import resolve_task
+from bedside.adapters.artifact import ArtifactError, Method
+from bedside.adapters.backbones import BackboneError
+from bedside.adapters.tasks import resolve_task
 
 console = Console(stderr=True)
 
@@ -100,8 +100,8 @@ def evaluate(
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the metrics here"),
 ) -> None:
     """Re-score an adapter artifact on a split of any data set (torch, or its ONNX export)."""
-    from adapters.artifact import build_model, load_artifact
-    from adapters.backbones import load_backbone
+    from bedside.adapters.artifact import build_model, load_artifact
+    from bedside.adapters.backbones import load_backbone
 
     from .evaluation import agreement
     from .evaluation import evaluate as score
@@ -143,8 +143,8 @@ def evaluate(
 
 def _onnx_model(adapter: Path, manifest, base, variant: str, device: str, cache: Path | None):
     """The artifact's ONNX export (cached) in a session on the checked provider."""
-    from adapters.onnx.export import default_cache_dir, export_artifact
-    from adapters.onnx.session import OnnxModel, provider_for, variant_for
+    from bedside.adapters.onnx.export import default_cache_dir, export_artifact
+    from bedside.adapters.onnx.session import OnnxModel, provider_for, variant_for
 
     provider, options = provider_for(device)
     variant = variant_for(variant, provider)

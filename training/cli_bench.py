@@ -33,17 +33,17 @@ def train_bench(
     import statistics
     import tempfile
 
-    from adapters import reporting
-    from adapters.backbones import load_backbone
-    from adapters.tasks import TaskKind, resolve_task
+    from bedside.adapters import reporting
+    from bedside.adapters.backbones import load_backbone
+    from bedside.adapters.tasks import resolve_task
 
-    from .hf_baseline import train_hf
+    from .hf_baseline import BASELINE_KINDS, train_hf
     from .loaders import load_dataset
     from .settings import TrainSettings
     from .trainer import train
 
     spec = resolve_task(task)
-    if spec.kind is not TaskKind.token:
+    if spec.kind not in BASELINE_KINDS:
         console.print(f"[red]error:[/red] task {spec.name!r} is a {spec.kind.value} task; the Trainer baseline "
                       "covers token tasks (NER), as the paper's code does")
         raise typer.Exit(2)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from training.synth import SPLITS, write_synthetic
+from bedside.training.synth import SPLITS, write_synthetic
 
 app = typer.Typer(help="Synthetic and real data helpers.", no_args_is_help=True)
 

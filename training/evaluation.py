@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from adapters.encoding import EncodedRow
-from adapters.examples import Example, PairExample
-from adapters.predict import Predictor, expectation, word_tags
-from adapters.tasks import TaskKind
-
-from .metrics import compute_metrics
+from bedside.adapters.decoding import expectation
+from bedside.adapters.encoding import EncodedRow
+from bedside.adapters.examples import Example
+from bedside.adapters.interface import predict_rows
+from bedside.adapters.predict import Predictor
 
 
 @dataclass
@@ -34,14 +33,14 @@ def length_batches(rows: list[EncodedRow], batch_size: int) -> list[list[int]]:
 
 @torch.inference_mode()
 def predict_logits(model, name: str, rows: list[EncodedRow], batch_size: int = 64) -> list[torch.Tensor]:
-    """``model``: a MultiAdapterModel, or anything with its ``model(rows, names)`` call (an ONNX model)."""
+    """``model``: any AdapterModel (the torch composition, an ONNX model)."""
     module = isinstance(model, torch.nn.Module)
     was_training = module and model.training
     if module:
         model.eval()
     out: list[torch.Tensor | None] = [None] * len(rows)
     for index in length_batches(rows, batch_size):
-        for i, logits in zip(index, model([rows[i] for i in index], [name] * len(index))):
+        for i, logits in zip(index, predict_rows(model, [rows[i] for i in index], [name] * len(index))):
             out[i] = logits.float().cpu()
     if module:
         model.train(was_training)
@@ -51,21 +50,12 @@ def predict_logits(model, name: str, rows: list[EncodedRow], batch_size: int = 6
 def evaluate(model, name: str, examples: list[Example], batch_size: int = 64,
              rows: list[EncodedRow] | None = None) -> EvalResult:
     """Metrics of adapter ``name`` on ``examples`` (rows may be passed pre-encoded)."""
-    task = model.slots[name].task
-    encoder = model.slots[name].encoder
+    slot = model.slots[name]
     start = time.perf_counter()
-    rows = rows if rows is not None else [encoder.encode(e) for e in examples]
+    rows = rows if rows is not None else [slot.encoder.encode(e) for e in examples]
     logits = predict_logits(model, name, rows, batch_size)
     seconds = time.perf_counter() - start
-    if task.kind is TaskKind.token:
-        gold = [e.tags for e in examples]  # type: ignore[union-attr]
-        pred = [word_tags(task, lg, row.n_words, row.word_index)[0] for lg, row in zip(logits, rows)]
-        metrics = compute_metrics(task, gold, pred)
-    else:
-        probs = torch.stack([torch.softmax(lg, -1) for lg in logits]).numpy()
-        gold = [e.label for e in examples]
-        pred = [task.labels[i] for i in probs.argmax(1)]
-        metrics = compute_metrics(task, gold, pred, probs if task.kind is TaskKind.sequence else None)
+    metrics, pred = slot.kind.score(slot.task, [slot.kind.gold(e) for e in examples], rows, logits)
     return EvalResult(metrics=metrics, n=len(examples), seconds=seconds, predictions=pred)
 
 
@@ -79,12 +69,7 @@ def agreement(predictions: list, reference: list) -> float:
 def smoke_examples(model, name: str, examples: list[Example], n: int = 4) -> list[dict]:
     """A few raw inputs with the answers the service's predictor gives for them now,
     kept in the artifact so activation can check the adapter still answers the same."""
-    items = []
-    for example in examples[:n]:
-        if isinstance(example, PairExample):
-            items.append({"text": example.text, "head": {"start": example.head.start, "end": example.head.end},
-                          "tail": {"start": example.tail.start, "end": example.tail.end}})
-        else:
-            items.append(example.text)
+    kind = model.slots[name].kind
+    items = [kind.request_item(example) for example in examples[:n]]
     answers = Predictor(model, name).predict(items)
     return [{"input": item, "expected": expectation(answer)} for item, answer in zip(items, answers)]

@@ -9,14 +9,17 @@ import time
 
 import torch
 
-from adapters.backbones import Backbone
-from adapters.encoding import Encoder
-from adapters.examples import Example
-from adapters.predict import word_tags
-from adapters.tasks import TaskKind, TaskSpec
+from bedside.adapters.backbones import Backbone
+from bedside.adapters.encoding import Encoder
+from bedside.adapters.examples import Example
+from bedside.adapters.decoding import word_tags
+from bedside.adapters.tasks import TaskKind, TaskSpec
 
-from .metrics import compute_metrics
+from bedside.adapters.metrics import compute_metrics
 from .settings import TrainSettings
+
+
+BASELINE_KINDS = (TaskKind.token,)  # what the reference Trainer covers, as the paper's code does
 
 
 class _Rows(torch.utils.data.Dataset):
@@ -37,7 +40,7 @@ def hf_model(backbone: Backbone, task: TaskSpec, settings: TrainSettings):
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForTokenClassification
 
-    from adapters.backbones import transformers_model
+    from bedside.adapters.backbones import transformers_model
 
     torch.manual_seed(settings.seed)
     model = transformers_model(backbone, AutoModelForTokenClassification, num_labels=task.num_labels,
@@ -54,7 +57,7 @@ def train_hf(task: TaskSpec, splits: dict[str, list[Example]], settings: TrainSe
     """Train with ``Trainer`` (no evaluation during training), then score the test split."""
     from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
 
-    if task.kind is not TaskKind.token:
+    if task.kind not in BASELINE_KINDS:
         raise ValueError("the Trainer baseline covers token tasks (NER), as the paper's code does")
     if settings.method.value != "lora":
         raise ValueError("the Trainer baseline trains LoRA")

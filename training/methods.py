@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from peft import IA3Config, LoraConfig, PeftConfig, PrefixTuningConfig, PromptTuningConfig, TaskType
 
-from adapters.artifact import Method
+from bedside.adapters.artifact import Method
 
 from .settings import TrainSettings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from adapters.backbones import load_backbone, transformers_model
+from bedside.adapters.backbones import load_backbone, transformers_model
 
 
 def _conll_passages(lines: list[str]) -> list[str]:

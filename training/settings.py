@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.artifact import Method
+from bedside.adapters.artifact import Method
 
 PAPER_TARGETS = ("query", "key", "value")
 ALL_LINEAR = ("query", "key", "value", "dense")  # "dense": attention output, FFN in and out (BERT names)

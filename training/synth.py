@@ -29,8 +29,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.tasks import NO_RELATION
-from training import synth_lexicon as L
+from bedside.adapters.kinds import PAIR
+from bedside.adapters.tasks import NO_RELATION
+from bedside.training import synth_lexicon as L
 
 SPLITS = ("train", "val", "test")
 FORMATS = ("mortality", "length_of_stay", "i2b2", "ner", "relations")
@@ -47,7 +48,6 @@ RELATION_WEIGHTS = (
 )
 SENTENCE_KIND_WEIGHTS = (("relation", 0.5), ("compound", 0.12), ("plain", 0.23), ("empty", 0.15))
 SLOT_TYPES = {"pr": "problem", "te": "test", "tr": "treatment"}
-CANDIDATE_TYPES = {("problem", "treatment"), ("problem", "test"), ("problem", "problem")}
 
 
 def split_counts(n: int) -> tuple[int, int, int]:
@@ -342,17 +342,17 @@ def _realize(rng: random.Random, template: str, pro: dict[str, str],
 
 
 def _relation_sentence(rng: random.Random, pro: dict[str, str]) -> Sentence:
-    kind = _weighted(rng, SENTENCE_KIND_WEIGHTS)
-    if kind == "relation":
+    shape = _weighted(rng, SENTENCE_KIND_WEIGHTS)
+    if shape == "relation":
         rel = _weighted(rng, RELATION_WEIGHTS)
         template = rng.choice(L.RELATION_TEMPLATES[rel])
         first = "pr" if rel == "PIP" else "te" if rel.startswith("Te") else "tr"
         second = "pr2" if rel == "PIP" else "pr"
         return _realize(rng, template, pro, ((first, rel, second),))
-    if kind == "compound":
+    if shape == "compound":
         template, links = rng.choice(L.COMPOUND_TEMPLATES)
         return _realize(rng, template, pro, links)
-    if kind == "plain":
+    if shape == "plain":
         return _realize(rng, rng.choice(L.NO_RELATION_TEMPLATES), pro)
     return _realize(rng, rng.choice(L.NO_ENTITY_SENTENCES), pro, opener=0.0)
 
@@ -406,11 +406,9 @@ def candidate_pairs(sentence: Sentence) -> list[tuple[int, int, str]]:
     for a, label, b in sentence.relations:
         related[(min(a, b), max(a, b))] = label
     pairs = []
-    for i in range(len(sentence.concepts)):
-        for j in range(i + 1, len(sentence.concepts)):
-            types = tuple(sorted((sentence.concepts[i][2], sentence.concepts[j][2])))
-            if types in CANDIDATE_TYPES:
-                pairs.append((i, j, related.get((i, j), NO_RELATION)))
+    for head, tail in PAIR.candidate_pairs([concept[2] for concept in sentence.concepts]):
+        i, j = min(head, tail), max(head, tail)
+        pairs.append((i, j, related.get((i, j), NO_RELATION)))
     return pairs
 
 

@@ -20,17 +20,17 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from adapters.artifact import BaseRef, HeadRef, Manifest, Method, save_from_model
-from adapters.backbones import Backbone, load_backbone
-from adapters.examples import Example
-from adapters.heads import build_head
-from adapters.multi import MultiAdapterModel
-from adapters.tasks import TaskSpec
+from bedside.adapters.artifact import BaseRef, HeadRef, Manifest, Method, save_from_model
+from bedside.adapters.backbones import Backbone, load_backbone, pick_device
+from bedside.adapters.examples import Example
+from bedside.adapters.heads import build_head
+from bedside.adapters.multi import MultiAdapterModel
+from bedside.adapters.tasks import TaskSpec
 
 from .evaluation import EvalResult, evaluate, smoke_examples
 from .loaders.sampling import few_shot
 from .methods import peft_config, servable
-from .metrics import primary_metric
+from bedside.adapters.metrics import primary_metric
 from .settings import TrainSettings
 
 SLOT = "train"
@@ -42,15 +42,6 @@ class TrainResult:
     artifact: Path
     metrics: dict
     cost: dict
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available")
-    return device
 
 
 def seed_everything(seed: int) -> None:

@@ -22,8 +22,8 @@ def onnx(
     rebuild: bool = typer.Option(False, help="export again even when the cache has the files"),
 ) -> None:
     """Export (or reuse from the cache) and check that the graph opens on the provider."""
-    from adapters.artifact import ArtifactError
-    from adapters.backbones import BackboneError, load_backbone
+    from bedside.adapters.artifact import ArtifactError
+    from bedside.adapters.backbones import BackboneError, load_backbone
 
     from .export import ExportError, default_cache_dir, export_artifact
     from .session import ProviderError, open_session

@@ -23,10 +23,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from adapters.artifact import ARTIFACT_FILES, Artifact, ArtifactError, Method, check_base, load_artifact
-from adapters.backbones import Backbone
-from adapters.bank import lora_weights
-from adapters.tasks import TaskKind
+from ..artifact import ARTIFACT_FILES, Artifact, ArtifactError, Method, check_base, load_artifact
+from ..backbones import Backbone
+from ..bank import lora_weights
+from ..encoding import EncodedRow
+from ..heads import Head
+from ..kinds import strategy
+from ..tasks import TaskKind
 
 EXPORT_FORMAT = "bedside-onnx/3"  # bump when the graph layout changes: old caches stop matching
 OPSET = 17
@@ -77,23 +80,14 @@ def merged_encoder(backbone: Backbone, artifact: Artifact) -> nn.Module:
 class MergedAdapter(nn.Module):
     """Encoder + head as one function of tensors (what the graph computes)."""
 
-    def __init__(self, encoder: nn.Module, head: nn.Module, kind: TaskKind) -> None:
+    def __init__(self, encoder: nn.Module, head: Head) -> None:
         super().__init__()
         self.encoder = encoder
-        self.classifier = head.classifier  # dropout is a no-op in eval
-        self.kind = TaskKind(kind)
+        self.head = head.eval()  # dropout is a no-op in eval
 
-    def forward(self, input_ids, attention_mask, markers=None):
+    def forward(self, input_ids, attention_mask, *extra):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.kind is TaskKind.sequence:
-            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            features = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        elif self.kind is TaskKind.token:
-            features = hidden
-        else:
-            index = markers.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
-            features = hidden.gather(1, index).flatten(1)
-        return self.classifier(features)
+        return self.head(hidden, attention_mask, *extra)
 
 
 def build_merged(artifact: Artifact, backbone: Backbone) -> MergedAdapter:
@@ -101,24 +95,27 @@ def build_merged(artifact: Artifact, backbone: Backbone) -> MergedAdapter:
     check_base(m, backbone.fingerprint, backbone.name)
     if m.base.hidden_size != backbone.hidden_size:
         raise ArtifactError("head hidden size does not match the base")
-    return MergedAdapter(merged_encoder(backbone, artifact), artifact.build_head().eval(), m.task.kind).eval()
+    return MergedAdapter(merged_encoder(backbone, artifact), artifact.build_head()).eval()
 
 
 def input_names(kind: TaskKind) -> list[str]:
-    return ["input_ids", "attention_mask"] + (["markers"] if TaskKind(kind) is TaskKind.pair else [])
+    return ["input_ids", "attention_mask", *strategy(kind).head.extra_inputs]
 
 
 def export_onnx(module: MergedAdapter, path: Path, pad_id: int = 0) -> Path:
     """``torch.onnx.export`` (TorchScript exporter) with dynamic batch and length."""
-    names = input_names(module.kind)
+    head = module.head
+    names = ["input_ids", "attention_mask", *head.extra_inputs]
     ids = torch.full((2, 8), pad_id, dtype=torch.long)
     ids[:, 0] = 1
     mask = torch.ones((2, 8), dtype=torch.long)
     mask[1, 5:] = 0
-    args = (ids, mask) + ((torch.tensor([[1, 3], [2, 4]], dtype=torch.long),) if len(names) == 3 else ())
+    sample = [EncodedRow([1] * 8, TaskKind.pair, markers=(1 + i, 3 + i)) for i in range(2)]  # any rows do
+    extra = head.extra(sample)
+    args = (ids, mask) + (() if extra is None else (torch.from_numpy(extra),))
     dynamic = {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
-               "markers": {0: "batch"},
-               "logits": {0: "batch", 1: "length"} if module.kind is TaskKind.token else {0: "batch"}}
+               **{name: {0: "batch"} for name in head.extra_inputs},
+               "logits": {0: "batch", 1: "length"} if head.per_token else {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(path), input_names=names, output_names=["logits"],

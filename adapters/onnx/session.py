@@ -6,14 +6,17 @@ do not load), and a GPU service would then quietly run at CPU speed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from adapters.encoding import EncodedRow, Encoder, pad_rows
-from adapters.tasks import TaskKind, TaskSpec
+from ..batch import Batch
+from ..encoding import EncodedRow, Encoder, pad_rows
+from ..interface import Slot, predict_rows
+from ..kinds import strategy
+from ..tasks import TaskKind, TaskSpec
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -91,7 +94,7 @@ class OnnxRunner:
 
     def __init__(self, session, kind: TaskKind, pad_id: int = 0) -> None:
         self.session = session
-        self.kind = TaskKind(kind)
+        self.head = strategy(kind).head  # what the graph's extra inputs and outputs look like
         self.pad_id = pad_id
         self.inputs = [i.name for i in session.get_inputs()]
 
@@ -99,38 +102,24 @@ class OnnxRunner:
     def provider(self) -> str:
         return self.session.get_providers()[0]
 
-    def feeds(self, rows: list[EncodedRow]) -> dict[str, np.ndarray]:
+    def feeds(self, rows: Sequence[EncodedRow]) -> dict[str, np.ndarray]:
         ids, mask = pad_rows(rows, self.pad_id)
         feeds = {"input_ids": ids, "attention_mask": mask}
-        if self.kind is TaskKind.pair:
-            feeds["markers"] = np.asarray([row.markers for row in rows], dtype=np.int64).reshape(len(rows), 2)
+        for name in self.head.extra_inputs:
+            feeds[name] = self.head.extra(rows)
         return {k: v for k, v in feeds.items() if k in self.inputs}
 
-    def __call__(self, rows: list[EncodedRow]) -> list[torch.Tensor]:
+    def __call__(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
         """[L] per row, or [words kept, L] for token rows (logits at ``row.word_starts``)."""
         if not rows:
             return []
         (logits,) = self.session.run(["logits"], self.feeds(rows))
-        packed = torch.from_numpy(logits)
-        if self.kind is TaskKind.token:
-            return [row_logits[row.word_starts] for row_logits, row in zip(packed, rows)]
-        return list(packed.unbind(0))
-
-
-@dataclass
-class OnnxSlot:
-    """What :class:`~adapters.predict.Predictor` reads from a slot: task and tokenisation."""
-
-    name: str
-    task: TaskSpec
-    encoder: Encoder
-    runner: OnnxRunner
+        return self.head.row_logits(torch.from_numpy(logits), rows)
 
 
 class OnnxModel:
-    """Exported adapters behind the ``model(rows, names)`` call of MultiAdapterModel, so
-    :class:`~adapters.predict.Predictor` can decode its output. Mixed batches run one
-    session per adapter (design A has one graph per adapter)."""
+    """Exported adapters as an :class:`~adapters.interface.AdapterModel`: each run of a routed
+    batch goes through its adapter's own session (design A has one graph per adapter)."""
 
     def __init__(self, tokenizer, provider: str | None = None, threads: int | None = None,
                  provider_options: dict | None = None) -> None:
@@ -138,20 +127,20 @@ class OnnxModel:
         self.provider = provider
         self.threads = threads
         self.provider_options = provider_options
-        self.slots: dict[str, OnnxSlot] = {}
+        self.slots: dict[str, Slot] = {}
 
-    def open(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> OnnxSlot:
+    def open(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> Slot:
         """A session for ``exported`` (an :class:`~adapters.onnx.export.Exported`), not yet served."""
         session = open_session(exported.model_path, self.provider, self.threads, self.provider_options)
         runner = OnnxRunner(session, task.kind, exported.meta.get("pad_id", self.tokenizer.pad_token_id or 0))
-        return OnnxSlot(name, task, Encoder(self.tokenizer, task, max_length=max_length), runner)
+        return Slot(name, task, Encoder(self.tokenizer, task, max_length=max_length), runner=runner)
 
-    def insert(self, slot: OnnxSlot) -> None:
+    def insert(self, slot: Slot) -> None:
         if slot.name in self.slots:
             raise KeyError(f"adapter {slot.name!r} is already loaded")
         self.slots[slot.name] = slot
 
-    def add(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> OnnxSlot:
+    def add(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> Slot:
         """Open ``exported`` and serve it as adapter ``name``."""
         if name in self.slots:
             raise KeyError(f"adapter {name!r} is already loaded")
@@ -162,16 +151,8 @@ class OnnxModel:
     def remove(self, name: str) -> None:
         del self.slots[name]
 
-    def __call__(self, rows: list[EncodedRow], names: list[str]) -> list[torch.Tensor]:
-        if len(rows) != len(names):
-            raise ValueError("one adapter name per row")
-        outputs: list[torch.Tensor | None] = [None] * len(rows)
-        groups: dict[str, list[int]] = {}
-        for i, name in enumerate(names):
-            groups.setdefault(name, []).append(i)
-        for name, index in groups.items():
-            for i, logits in zip(index, self.slots[name].runner([rows[i] for i in index])):
-                outputs[i] = logits
-        return outputs
+    def run(self, batch: Batch) -> list[torch.Tensor]:
+        return [logits for run, rows in batch.run_rows() for logits in self.slots[run.slot].runner(rows)]
 
-    forward = __call__
+    def __call__(self, rows: Sequence[EncodedRow], names: Sequence[str]) -> list[torch.Tensor]:
+        return predict_rows(self, rows, names)

@@ -15,18 +15,19 @@ import json
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from adapters.artifact import Artifact, ArtifactError, Method, check_base
-from adapters.backbones import Backbone
-from adapters.bank import lora_weights
-from adapters.encoding import EncodedRow, Encoder, pad_rows
-from adapters.tasks import TaskSpec
+from ..artifact import Artifact, ArtifactError, Method, check_base
+from ..backbones import Backbone
+from ..bank import lora_weights
+from ..batch import Batch
+from ..encoding import EncodedRow, Encoder, pad_rows
+from ..interface import Slot, head_logits, predict_rows
 
 from .export import EXPORT_FORMAT, META_FILE, OPSET, ExportError, default_cache_dir, optimize, publish
 from .session import open_session
@@ -132,18 +133,9 @@ def export_shared(backbone: Backbone, targets: list[str], cache_dir: str | Path 
     return folder / SHARED_FILE, meta
 
 
-@dataclass
-class _Resident:
-    task: TaskSpec
-    head: nn.Module
-    encoder: Encoder
-    weights: dict[str, tuple[np.ndarray, np.ndarray]]  # path -> (A [r, in], B·scale [out, r])
-    rank: int
-
-
 class SharedOnnxModel:
-    """Every adapter through one shared-encoder session; ``model(rows, names)`` like
-    MultiAdapterModel (so Predictor works). Adapters are packed, not exported."""
+    """Every adapter through one shared-encoder session, as an
+    :class:`~adapters.interface.AdapterModel`. Adapters are packed, not exported."""
 
     def __init__(self, backbone: Backbone, graph: Path, meta: dict, provider: str | None = None,
                  threads: int | None = None, provider_options: dict | None = None) -> None:
@@ -154,12 +146,8 @@ class SharedOnnxModel:
         self.session = open_session(graph, provider, threads, provider_options)
         shapes = {i.name: i.shape for i in self.session.get_inputs()}
         self._dims = {path: (int(shapes[f"A_{i}"][1]), int(shapes[f"B_{i}"][0])) for i, path in enumerate(self.targets)}
-        self.residents: dict[str, _Resident] = {}
+        self.slots: dict[str, Slot] = {}
         self._packed = None
-
-    @property
-    def slots(self):  # Predictor reads .slots[name].task / .encoder
-        return self.residents
 
     def add(self, name: str, artifact: Artifact) -> None:
         m = artifact.manifest
@@ -178,60 +166,49 @@ class SharedOnnxModel:
         rank = max(ranks) if ranks else 0
         weights = {p: (np.pad(a, ((0, rank - a.shape[0]), (0, 0))), np.pad(b, ((0, 0), (0, rank - b.shape[1]))))
                    for p, (a, b) in weights.items()}  # rank_pattern: zero rows add nothing
-        self.residents[name] = _Resident(m.task, artifact.build_head().eval(),
-                                         Encoder(self.tokenizer, m.task, max_length=m.max_length), weights, rank)
+        self.slots[name] = Slot(name, m.task, Encoder(self.tokenizer, m.task, max_length=m.max_length),
+                                head=artifact.build_head().eval(), lora=weights, rank=rank)
         self._packed = None
 
     def remove(self, name: str) -> None:
-        del self.residents[name]
+        del self.slots[name]
         self._packed = None
 
     def _pack(self):
         if self._packed is None:
             spans, cursor = {}, 0
-            for name, r in self.residents.items():
-                spans[name] = (cursor, cursor + r.rank)
-                cursor += r.rank
+            for name, slot in self.slots.items():
+                spans[name] = (cursor, cursor + slot.rank)
+                cursor += slot.rank
             total = max(cursor, 1)  # an empty R axis is avoided: one zero column
             feeds = {}
             for i, path in enumerate(self.targets):
                 d_in, d_out = self._dims[path]
                 a_all = np.zeros((total, d_in), np.float32)
                 b_all = np.zeros((d_out, total), np.float32)
-                for name, r in self.residents.items():
-                    if path in r.weights:
+                for name, slot in self.slots.items():
+                    if path in slot.lora:
                         lo, hi = spans[name]
-                        a_all[lo:hi], b_all[:, lo:hi] = r.weights[path]
+                        a_all[lo:hi], b_all[:, lo:hi] = slot.lora[path]
                 feeds[f"A_{i}"], feeds[f"B_{i}"] = a_all, b_all
             self._packed = (feeds, spans, total)
         return self._packed
 
-    def hidden_states(self, rows: list[EncodedRow], names: list[str | None]):
+    def hidden_states(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         feeds, spans, total = self._pack()
-        ids, mask = pad_rows(rows, self.tokenizer.pad_token_id or 0)
-        row_mask = np.zeros((len(rows), total), np.float32)
-        for i, name in enumerate(names):
-            if name is not None:
-                lo, hi = spans[name]
-                row_mask[i, lo:hi] = 1
+        ids, mask = pad_rows(batch.rows, self.tokenizer.pad_token_id or 0)
+        row_mask = np.zeros((len(batch), total), np.float32)
+        for run in batch.runs:
+            lo, hi = spans[run.slot]
+            row_mask[run.rows, lo:hi] = 1
         (hidden,) = self.session.run(["hidden"], {**feeds, "input_ids": ids, "attention_mask": mask,
                                                    "row_mask": row_mask})
         return torch.from_numpy(hidden), torch.from_numpy(mask)
 
     @torch.inference_mode()
-    def __call__(self, rows: list[EncodedRow], names: list[str]) -> list[torch.Tensor]:
-        if len(rows) != len(names):
-            raise ValueError("one adapter name per row")
-        hidden, mask = self.hidden_states(rows, names)
-        outputs: list[torch.Tensor | None] = [None] * len(rows)
-        groups: dict[str, list[int]] = {}
-        for i, name in enumerate(names):
-            groups.setdefault(name, []).append(i)
-        for name, index in groups.items():
-            head = self.residents[name].head
-            group = [rows[i] for i in index]
-            for i, logits in zip(index, head.row_logits(head(hidden[index], mask[index], group), group)):
-                outputs[i] = logits
-        return outputs
+    def run(self, batch: Batch) -> list[torch.Tensor]:
+        hidden, mask = self.hidden_states(batch)
+        return head_logits(self.slots, batch, hidden, mask)
 
-    forward = __call__
+    def __call__(self, rows: Sequence[EncodedRow], names: Sequence[str]) -> list[torch.Tensor]:
+        return predict_rows(self, rows, names)

@@ -2,7 +2,7 @@
 
 Inputs come from the artifact's ``examples.json`` (``{"input", "expected"}``); where
 an example says what it expects, the label or the entity spans must match. With no
-examples, one built-in input per task kind must give a finite, well-formed answer.
+examples, the task kind's built-in input must give a finite, well-formed answer.
 """
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ import copy
 import math
 from pathlib import Path
 from typing import Any, Callable
-
-BUILTIN_INPUTS = {
-    "sequence": "patient admitted with chest pain and fever",
-    "token": "chest pain treated with iv lasix",
-    "pair": {"text": "aspirin was given for chest pain", "head": {"start": 0, "end": 7},
-             "tail": {"start": 22, "end": 32}},
-}
 
 
 def fresh_backbone(backbone):
@@ -66,7 +59,7 @@ def check_predictions(predictor, artifact, artifact_dir: Path) -> None:
     from .validate import read_examples
 
     examples = read_examples(Path(artifact_dir))
-    inputs = [_plain(e.input) for e in examples] or [BUILTIN_INPUTS[artifact.manifest.task.kind.value]]
+    inputs = [_plain(e.input) for e in examples] or [predictor.kind.builtin_input]
     for i, out in enumerate(predictor.predict(inputs)):
         check_output(out, artifact.manifest.task.labels)
         if i < len(examples) and examples[i].expected is not None:

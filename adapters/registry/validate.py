@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..artifact import (ARTIFACT_FILES, ENCODER_WEIGHTS, EXAMPLES, HEAD_WEIGHTS, MANIFEST, MODEL_CARD,
                         PEFT_CONFIG, PEFT_WEIGHTS, ArtifactError, Manifest, Method, read_manifest)
-from ..tasks import TaskKind, TaskSpec
+from ..tasks import TaskSpec
 from .errors import BaseMismatch, ForbiddenConfig, InvalidArtifact, TooLarge, UnexpectedFile
 from .models import ExpectedBase
 from .peft_schema import PeftSchema, parse_peft_config
@@ -156,7 +156,9 @@ def check_head(tensors: dict[str, TensorInfo], manifest: Manifest, hidden_size: 
         raise InvalidArtifact(
             f"label count mismatch: task {manifest.task.name!r} lists {labels} labels but the head has {rows} outputs"
         )
-    width = (2 if manifest.task.kind is TaskKind.pair else 1) * hidden_size
+    from ..kinds import strategy  # the head's input width (torch is imported only now)
+
+    width = strategy(manifest.task.kind).head.input_factor * hidden_size
     if tensors["classifier.weight"].shape != (rows, width):
         raise BaseMismatch(f"the head takes {tensors['classifier.weight'].shape[1:]} inputs, the base gives {width}")
 

@@ -6,18 +6,17 @@ import time
 
 import torch
 
-from adapters.backbones import Backbone, transformers_model
-from adapters.encoding import mark_entities
-from adapters.examples import Span
-from adapters.tasks import PRESETS, TaskKind
+from bedside.adapters.backbones import Backbone, transformers_model
+from bedside.adapters.kinds import KindStrategy, strategy
+from bedside.adapters.tasks import PRESETS
 
 from .soak import _pct
 
 
-def _model(backbone: Backbone, kind: TaskKind, num_labels: int):
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+def _model(backbone: Backbone, kind: KindStrategy, num_labels: int):
+    import transformers
 
-    auto = AutoModelForTokenClassification if kind is TaskKind.token else AutoModelForSequenceClassification
+    auto = getattr(transformers, kind.auto_model)
     return transformers_model(backbone, auto, num_labels=num_labels).eval()  # heads stay random: speed only
 
 
@@ -27,22 +26,16 @@ def build_pipelines(backbone: Backbone, tasks=tuple(PRESETS)) -> dict:
     pipes = {}
     for name in tasks:
         task = PRESETS[name]
-        model = _model(backbone, task.kind, task.num_labels)
-        if task.kind is TaskKind.token:
-            pipes[name] = pipeline("token-classification", model=model, tokenizer=backbone.tokenizer, device=-1,
-                                   aggregation_strategy="simple")
-        else:
-            pipes[name] = pipeline("text-classification", model=model, tokenizer=backbone.tokenizer, device=-1)
+        kind = strategy(task.kind)
+        options = {"aggregation_strategy": "simple"} if kind.pipeline_task == "token-classification" else {}
+        pipes[name] = pipeline(kind.pipeline_task, model=_model(backbone, kind, task.num_labels),
+                               tokenizer=backbone.tokenizer, device=-1, **options)
     return pipes
 
 
 def call(pipes: dict, task: str, item):
-    if PRESETS[task].kind is TaskKind.pair:  # the same entity markers bedside inserts
-        text, _, _ = mark_entities(item["text"], Span(**item["head"]), Span(**item["tail"]))
-        return pipes[task](text, truncation=True, max_length=128)
-    if PRESETS[task].kind is TaskKind.token:
-        return pipes[task](item)
-    return pipes[task](item, truncation=True, max_length=128)
+    text, options = strategy(PRESETS[task].kind).pipeline_input(item)
+    return pipes[task](text, **options)
 
 
 def sequential(pipes: dict, items, seconds: float, warmup: int = 8) -> dict:

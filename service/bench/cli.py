@@ -36,9 +36,9 @@ def model(
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """Bare base vs one adapter vs four mixed adapters, PEFT and bank, per batch and length."""
-    from adapters.backbones import load_backbone
+    from bedside.adapters.backbones import load_backbone
 
-    from adapters import reporting as report
+    from bedside.adapters import reporting as report
     from .limit import encoder_flops, matmul_peak
     from .model import bench_model
 
@@ -85,7 +85,7 @@ def soak(
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """Real server, open-loop mixed load at a fraction of measured capacity, swaps by store polling."""
-    from adapters import reporting as report
+    from bedside.adapters import reporting as report
     from .soak import Plan, soak as run_soak
 
     folder = _out(out)
@@ -123,7 +123,7 @@ def soak(
 
 def soak_plots(folder: Path, rows: list[dict], swaps_s: list[float], window: float, swap_task: str) -> None:
     """Latency, RSS and errors per window, swaps marked (also rebuilds them from a soak.json's results)."""
-    from adapters import reporting as report
+    from bedside.adapters import reporting as report
 
     statuses = sorted({s for r in rows for s in r["errors_by_status"]})
     for r in rows:
@@ -139,7 +139,7 @@ def soak_plots(folder: Path, rows: list[dict], swaps_s: list[float], window: flo
     errors = {f"status {s}": f"status_{s}" for s in statuses} or {"errors (non-200)": "errors"}
     report.series_plot(rows, "t_min", errors, f"errors per {window:g} s window ({sum(r['errors'] for r in rows)} "
                        f"of {total} requests)", folder / "soak_errors.png", xlabel, "requests answered non-200",
-                       marks, mark, kind="bar")
+                       marks, mark, style="bar")
 
 
 @app.command("onnx")
@@ -152,10 +152,10 @@ def onnx(
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """ONNX Runtime (merged fp32/int8 or fp16, shared fp32) vs torch eager, one adapter and four mixed."""
-    from adapters.backbones import load_backbone
+    from bedside.adapters.backbones import load_backbone
 
-    from adapters.onnx.session import provider_for
-    from adapters import reporting as report
+    from bedside.adapters.onnx.session import provider_for
+    from bedside.adapters import reporting as report
     from .onnx import bench_onnx, variants_for
 
     provider, _ = provider_for(device)
@@ -195,8 +195,8 @@ def service(
 ) -> None:
     """HTTP closed-loop load on a real server vs the same model in process, vs a pipeline per task;
     useful FLOP/s (real tokens) against the machine's matmul peak."""
-    from adapters import reporting as report
-    from adapters.backbones import load_backbone
+    from bedside.adapters import reporting as report
+    from bedside.adapters.backbones import load_backbone
 
     from . import service as bench
     from .baseline import build_pipelines, sequential
@@ -306,7 +306,7 @@ def swap(
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """Activation → first answer from the new version, and failed requests, under load."""
-    from adapters import reporting as report
+    from bedside.adapters import reporting as report
 
     from .swap import MODES, bench_swap
 
@@ -339,8 +339,8 @@ def memory(
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """Resident memory per additional adapter vs a full model copy (this process's RSS)."""
-    from adapters import reporting as report
-    from adapters.backbones import load_backbone
+    from bedside.adapters import reporting as report
+    from bedside.adapters.backbones import load_backbone
 
     from .memory import bench_memory
 

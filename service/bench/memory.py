@@ -9,10 +9,10 @@ import psutil
 import torch
 from peft import LoraConfig
 
-from adapters.backbones import Backbone
-from adapters.heads import build_head
-from adapters.multi import MultiAdapterModel
-from adapters.tasks import PRESETS
+from bedside.adapters.backbones import Backbone
+from bedside.adapters.heads import build_head
+from bedside.adapters.multi import MultiAdapterModel
+from bedside.adapters.tasks import PRESETS
 
 from .model import TARGETS
 

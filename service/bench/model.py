@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import torch
 from peft import LoraConfig, get_peft_model_state_dict
 
-from adapters.backbones import Backbone
-from adapters.encoding import EncodedRow
-from adapters.heads import build_head
-from adapters.multi import MultiAdapterModel
-from adapters.tasks import PRESETS, TaskKind
+from bedside.adapters.backbones import Backbone
+from bedside.adapters.heads import build_head
+from bedside.adapters.multi import MultiAdapterModel
+from bedside.adapters.kinds import strategy
+from bedside.adapters.tasks import PRESETS, TaskKind
 
 TARGETS = {"qkv": ["query", "key", "value"],
            "all-linear": ["query", "key", "value", "attention.output.dense", "intermediate.dense",
@@ -38,9 +38,7 @@ def synthetic_rows(backbone: Backbone, batch: int, length: int, kinds: list[Task
     rows = []
     for i in range(batch):
         ids = [tok.cls_token_id] + torch.randint(low, len(tok), (length - 2,), generator=g).tolist() + [tok.sep_token_id]
-        kind = kinds[i % len(kinds)]
-        rows.append(EncodedRow(ids, kind, word_starts=list(range(1, length - 1)) if kind is TaskKind.token else None,
-                               n_words=length - 2, markers=(1, 3) if kind is TaskKind.pair else None))
+        rows.append(strategy(kinds[i % len(kinds)]).placeholder_row(ids))
     return rows
 
 

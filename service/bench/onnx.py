@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
-from adapters.artifact import BaseRef, HeadRef, Manifest, Method, load_artifact, save_from_model
-from adapters.backbones import Backbone
-from adapters.tasks import PRESETS, TaskKind
+from bedside.adapters.artifact import BaseRef, HeadRef, Manifest, Method, load_artifact, save_from_model
+from bedside.adapters.backbones import Backbone
+from bedside.adapters.tasks import PRESETS, TaskKind
 
-from adapters.onnx.export import export_artifact
-from adapters.onnx.session import CPU, CUDA, OnnxModel
-from adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
+from bedside.adapters.onnx.export import export_artifact
+from bedside.adapters.onnx.session import CPU, CUDA, OnnxModel
+from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
 from .model import TARGETS, Case, build_models, synthetic_rows, time_cases
 
 

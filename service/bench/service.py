@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import torch
 
-from adapters.encoding import pad_rows
+from bedside.adapters.encoding import pad_rows
 
 from ..settings import ServiceSettings
 from .soak import _pct, free_port
@@ -34,7 +34,7 @@ def load_runtime(store: Path, backbone: str, backend: str = "torch", **settings)
 
 def encoded(runtime, items: list[tuple[str, object]]):
     """Rows and slot names for (task, item) pairs, tokenised as the service does."""
-    from adapters.predict import Predictor
+    from bedside.adapters.predict import Predictor
 
     predictors = {t: Predictor(runtime.model, s.resident.slot, truncate=runtime.settings.truncate)  # as served
                   for t, s in runtime.states.items() if s.resident}
@@ -48,6 +48,8 @@ def encoded(runtime, items: list[tuple[str, object]]):
 def in_process(runtime, items, batches: list[int], rounds: int = 5) -> dict[int, float]:
     """Sequences/s of mixed batches at each batch size (median of ``rounds``), cut into forwards
     by length as the service's batcher cuts them."""
+    from bedside.adapters.batch import route
+
     from ..batcher import chunks
 
     rows, names = encoded(runtime, items)
@@ -55,13 +57,13 @@ def in_process(runtime, items, batches: list[int], rounds: int = 5) -> dict[int,
     with torch.inference_mode():
         for batch in batches:
             picked = [i % len(rows) for i in range(batch)]
-            forwards = [([rows[picked[i]] for i in index], [names[picked[i]] for i in index])
+            forwards = [route([rows[picked[i]] for i in index], [names[picked[i]] for i in index])
                         for index in chunks([len(rows[j]) for j in picked], runtime.settings.max_batch_rows,
                                             runtime.settings.max_padding)]
 
             def run() -> None:
-                for chunk, chunk_names in forwards:
-                    runtime.model(chunk, chunk_names)
+                for forward in forwards:
+                    runtime.backend.run(forward)
 
             run()  # warm-up
             times = []

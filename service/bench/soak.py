@@ -65,7 +65,7 @@ def request_body(rng: random.Random) -> tuple[str, dict]:
 def ensure_versions(store: Path, task: str) -> list[str]:
     """The task's versions; with only one stored, push a copy of the active artifact as a new one
     (the registry accepts an identical artifact as a new version: same sha256, new name)."""
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     registry = Registry(store)
     versions = [v.version for v in registry.list(task)]
@@ -132,7 +132,7 @@ async def measure_capacity(client: httpx.AsyncClient, plan: Plan) -> dict:
 
 async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: float) -> dict:
     """The open-loop phase with swaps; returns the raw records, RSS samples and swaps."""
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     registry = Registry(store)  # no base loaded here: activation checks integrity; the server loads
     versions = ensure_versions(store, plan.swap_task)
@@ -257,7 +257,7 @@ def free_port() -> int:
 def soak(store: Path, backbone: str, plan: Plan, log_file: Path, device: str = "auto",
          **server_settings) -> tuple[dict, list[dict]]:
     """Start a real server on ``store``, measure capacity, run the load; return (summary, windows)."""
-    from service.server import server_env, start_server, stop_server, wait_ready
+    from bedside.service.server import server_env, start_server, stop_server, wait_ready
 
     url = f"http://127.0.0.1:{free_port()}"
     env = server_env(store=store, backbone=backbone, device=device, **server_settings)

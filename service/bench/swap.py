@@ -106,7 +106,7 @@ async def _swaps(url: str, task: str, versions: list[str], swaps: int, clients: 
 def bench_swap(store: Path, backbone: str, task: str = "mortality", swaps: int = 10, clients: int = 4,
                pause: float = 1.0, log_file: Path | None = None, words: int = 64, mode: str = "stored",
                **server_settings) -> tuple[list[dict], dict]:
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     from ..server import server_env, start_server, stop_server, wait_ready
 

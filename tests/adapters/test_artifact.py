@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from adapters.artifact import (
+from bedside.adapters.artifact import (
     HEAD_WEIGHTS,
     MANIFEST,
     PEFT_WEIGHTS,
@@ -17,10 +17,10 @@ from adapters.artifact import (
     load_artifact,
     save_from_model,
 )
-from adapters.multi import MultiAdapterModel
-from adapters.predict import Predictor
-from adapters.tasks import PRESETS
-from adapters.tiny import tiny_backbone
+from bedside.adapters.multi import MultiAdapterModel
+from bedside.adapters.predict import Predictor
+from bedside.adapters.tasks import PRESETS
+from bedside.adapters.tiny import tiny_backbone
 from tests.helpers import four_task_model
 
 INPUTS = {

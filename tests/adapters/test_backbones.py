@@ -2,8 +2,8 @@ import socket
 
 import pytest
 
-from adapters.backbones import BackboneError, load_backbone
-from adapters.tiny import tiny_backbone
+from bedside.adapters.backbones import BackboneError, load_backbone
+from bedside.adapters.tiny import tiny_backbone
 
 
 def test_tiny_fingerprint_is_stable_and_survives_save_load(tiny, tmp_path):
@@ -16,7 +16,7 @@ def test_tiny_fingerprint_is_stable_and_survives_save_load(tiny, tmp_path):
 def test_fingerprint_changes_when_a_weight_changes(fresh_tiny):
     before = fresh_tiny.fingerprint
     fresh_tiny.encoder.embeddings.word_embeddings.weight.data[0, 0] += 1e-3
-    from adapters.backbones import fingerprint
+    from bedside.adapters.backbones import fingerprint
 
     assert fingerprint(fresh_tiny.encoder) != before
 

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from adapters.artifact import attach, load_artifact
-from adapters.multi import MultiAdapterModel
-from adapters.tiny import tiny_backbone
+from bedside.adapters.artifact import attach, load_artifact
+from bedside.adapters.multi import MultiAdapterModel
+from bedside.adapters.tiny import tiny_backbone
 from tests.adapters.test_multi import mixed_rows
 from tests.helpers import save_task_artifacts
 
@@ -23,7 +23,7 @@ def load(saved, lora):
 
 @pytest.mark.parametrize("merge_min_tokens", [10**9, 1], ids=["low-rank", "merged"])
 def test_bank_matches_peft_on_mixed_and_single_batches(saved, merge_min_tokens, monkeypatch):
-    monkeypatch.setattr("adapters.bank.MERGE_MIN_TOKENS", merge_min_tokens)
+    monkeypatch.setattr("bedside.adapters.bank.MERGE_MIN_TOKENS", merge_min_tokens)
     peft, bank = load(saved, "peft"), load(saved, "bank")
     names, rows = zip(*mixed_rows(peft))
     with torch.inference_mode():
@@ -63,8 +63,8 @@ def test_bank_refuses_weights_that_do_not_fit(saved):
 
 
 def test_registry_smoke_copy_of_a_banked_encoder_is_the_pristine_base(saved):
-    from adapters.backbones import fingerprint
-    from adapters.registry.smoke import pristine_encoder
+    from bedside.adapters.backbones import fingerprint
+    from bedside.adapters.registry.smoke import pristine_encoder
 
     bank = load(saved, "bank")
     clean = pristine_encoder(bank.backbone.encoder)

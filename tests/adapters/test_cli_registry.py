@@ -6,7 +6,7 @@ from importlib.metadata import entry_points
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli_registry import app
+from bedside.adapters.cli_registry import app
 from tests.helpers import save_task_artifacts
 
 runner = CliRunner(env={"COLUMNS": "200", "BEDSIDE_STORE": None})
@@ -27,7 +27,7 @@ def run(*args, ok=True):
 
 def test_the_bedside_command_finds_the_registry():
     eps = {ep.name: ep.value for ep in entry_points(group="bedside.commands")}
-    assert eps.get("adapters") == "adapters.cli_registry:app"
+    assert eps.get("adapters") == "bedside.adapters.cli_registry:app"
 
 
 def test_registry_commands_end_to_end(tmp_path, built):
@@ -84,7 +84,7 @@ def test_verify_exits_1_on_drift(tmp_path, built):
 
 
 def test_store_from_environment_and_base_smoke(tmp_path, built):
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.tiny import tiny_backbone
 
     base = tiny_backbone(seed=0).save(tmp_path / "base")  # a local model folder, loaded offline
     env = {"BEDSIDE_STORE": str(tmp_path / "env-store"), "COLUMNS": "200"}

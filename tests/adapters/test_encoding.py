@@ -1,8 +1,8 @@
 import pytest
 
-from adapters.encoding import IGNORE_INDEX, Encoder, TooLongError, mark_entities, split_words
-from adapters.examples import PairExample, Span, TextExample, TokenExample
-from adapters.tasks import PRESETS
+from bedside.adapters.encoding import IGNORE_INDEX, Encoder, TooLongError, mark_entities, split_words
+from bedside.adapters.examples import PairExample, Span, TextExample, TokenExample
+from bedside.adapters.tasks import PRESETS
 
 
 def test_split_words_keeps_character_offsets():

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from adapters.examples import Span
-from adapters.heads import build_head
-from adapters.multi import MultiAdapterModel
-from adapters.tasks import PRESETS
+from bedside.adapters.examples import Span
+from bedside.adapters.heads import build_head
+from bedside.adapters.multi import MultiAdapterModel
+from bedside.adapters.tasks import PRESETS
 from tests.helpers import four_task_model, random_lora
 
 TEXT_A = "septic shock with lactate 6.1 , intubated in the icu"

@@ -7,11 +7,11 @@ import torch
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from adapters.artifact import build_model, load_artifact  # noqa: E402
-from adapters.predict import Predictor  # noqa: E402
-from adapters.tiny import tiny_backbone  # noqa: E402
-from adapters.onnx.export import ExportError, export_artifact  # noqa: E402
-from adapters.onnx.session import CPU, CUDA, OnnxModel, ProviderError, open_session  # noqa: E402
+from bedside.adapters.artifact import build_model, load_artifact  # noqa: E402
+from bedside.adapters.predict import Predictor  # noqa: E402
+from bedside.adapters.tiny import tiny_backbone  # noqa: E402
+from bedside.adapters.onnx.export import ExportError, export_artifact  # noqa: E402
+from bedside.adapters.onnx.session import CPU, CUDA, OnnxModel, ProviderError, open_session  # noqa: E402
 from tests.helpers import save_task_artifacts  # noqa: E402
 
 TASKS = ("mortality", "length_of_stay", "ner", "relations")
@@ -174,7 +174,7 @@ def test_cache_reuses_and_rebuilds(onnx_artifacts, base, tmp_path):
 
 
 def test_other_base_is_refused(onnx_artifacts, tmp_path):
-    from adapters.artifact import ArtifactError
+    from bedside.adapters.artifact import ArtifactError
 
     with pytest.raises(ArtifactError, match="different base"):
         export_artifact(onnx_artifacts["mortality"], tiny_backbone(seed=1), tmp_path, "fp32")
@@ -191,7 +191,7 @@ def test_cli_export(onnx_artifacts, served_folder, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from adapters.onnx.cli import app as export_app
+    from bedside.adapters.onnx.cli import app as export_app
 
     app = typer.Typer()  # mounted as the root CLI mounts it: `bedside export onnx`
     app.add_typer(export_app, name="export")
@@ -208,9 +208,9 @@ def test_cli_export(onnx_artifacts, served_folder, tmp_path):
 
 # -- design B: one shared encoder graph, LoRA weights as inputs ------------------------------
 def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cache):
-    from adapters.artifact import attach
-    from adapters.multi import MultiAdapterModel
-    from adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
+    from bedside.adapters.artifact import attach
+    from bedside.adapters.multi import MultiAdapterModel
+    from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
 
     artifacts = {task: load_artifact(onnx_artifacts[task]) for task in TASKS}
     reference = MultiAdapterModel(tiny_backbone(seed=0))

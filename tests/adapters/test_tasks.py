@@ -3,7 +3,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from adapters.tasks import PRESETS, TaskKind, TaskSpec, load_task_spec, resolve_task
+from bedside.adapters.tasks import PRESETS, TaskKind, TaskSpec, load_task_spec, resolve_task
 
 
 def test_presets_cover_the_four_clinical_tasks():

@@ -61,7 +61,7 @@ def deploy_base(served_folder):
 
 @pytest.fixture(scope="package")
 def deploy_store(tmp_path_factory, deploy_base):
-    from adapters.backbones import load_backbone
+    from bedside.adapters.backbones import load_backbone
 
     root = tmp_path_factory.mktemp("deploy-store")
     artifacts = save_task_artifacts(root / "artifacts", load_backbone(str(deploy_base)), seed=0)
@@ -99,7 +99,7 @@ class Server:
 @pytest.fixture(scope="package")
 def _server_process(tmp_path_factory, deploy_base, deploy_store):
     """Start the server process (without waiting for it: it loads while other tests run)."""
-    from service.server import server_env, start_server, stop_server
+    from bedside.service.server import server_env, start_server, stop_server
 
     home = tmp_path_factory.mktemp("deploy-server")
     env = server_env(store=deploy_store, backbone=str(deploy_base), **SERVER_SETTINGS)
@@ -124,7 +124,7 @@ def _start_server_early(request):
 
 @pytest.fixture(scope="package")
 def bedside_server(_server_process):
-    from service.server import wait_ready
+    from bedside.service.server import wait_ready
 
     process, server = _server_process
     try:

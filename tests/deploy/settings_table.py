@@ -28,8 +28,8 @@ FALLBACK_MEANINGS = {
 
 def serve_flags() -> dict[str, str]:
     """Settings that ``bedside serve`` takes as a flag: field name -> flag."""
-    from service.cli import serve
-    from service.settings import ServiceSettings
+    from bedside.service.cli import serve
+    from bedside.service.settings import ServiceSettings
 
     flags = {}
     for name, param in inspect.signature(serve).parameters.items():
@@ -79,7 +79,7 @@ def _default(field) -> str:
 
 
 def render_table() -> str:
-    from service.settings import ServiceSettings
+    from bedside.service.settings import ServiceSettings
 
     prefix = ServiceSettings.model_config.get("env_prefix", "")
     flags = serve_flags()

@@ -45,7 +45,7 @@ def test_bentofile_is_valid_for_bentoml():
 
     with open(DEPLOY / "bentofile.yaml") as handle:
         config = BentoBuildConfig.from_yaml(handle)  # rejects unknown keys and bad CUDA versions
-    assert config.service == "service.bento:Bedside"
+    assert config.service == "bedside.service.bento:Bedside"
     assert config.python.lock_packages is False
     assert config.python.requirements_txt == "deploy/requirements-gpu.txt"
     assert config.docker.cuda_version and config.docker.python_version == "3.11"
@@ -67,7 +67,7 @@ def test_bentoml_build_offline(tmp_path):
     assert len(bentos) == 1
     bento = bentos[0]
     src = {p.relative_to(bento / "src").as_posix() for p in (bento / "src").rglob("*") if p.is_file()}
-    assert "service/bento.py" in src and "adapters/registry/__init__.py" in src
+    assert {"bedside/__init__.py", "service/bento.py", "adapters/registry/__init__.py"} <= src
     assert not any(p.startswith(("tests/", ".venv/", "training/")) or "__pycache__" in p for p in src)
     assert not (bento / "env" / "python" / "requirements.lock.txt").exists(), "packages must not be locked"
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()

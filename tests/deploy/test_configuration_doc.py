@@ -13,7 +13,7 @@ def test_settings_table_matches_the_model():
 
 
 def test_every_field_is_in_the_table_with_a_meaning():
-    from service.settings import ServiceSettings
+    from bedside.service.settings import ServiceSettings
 
     rows = [line for line in doc_table(DOC.read_text(encoding="utf-8")).splitlines()[2:]]
     names = [row.split("|")[1].strip().strip("`") for row in rows]
@@ -23,7 +23,7 @@ def test_every_field_is_in_the_table_with_a_meaning():
 
 
 def test_fallback_meanings_are_only_for_undescribed_fields():
-    from service.settings import ServiceSettings
+    from bedside.service.settings import ServiceSettings
 
     fields = ServiceSettings.model_fields
     stale = [name for name in FALLBACK_MEANINGS if name not in fields or fields[name].description]

@@ -178,7 +178,7 @@ def test_deployment(source):
     assert flags <= set(serve_flags().values()) | {"--port"}, flags
     assert int(args[args.index("--port") + 1]) in ports.values()
     # Environment: only real settings; the store is the shared volume's mount.
-    from service.settings import ServiceSettings
+    from bedside.service.settings import ServiceSettings
 
     env = {e.name: e for e in container.env}
     for name in env:

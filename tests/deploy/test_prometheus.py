@@ -21,8 +21,8 @@ HPA = DEPLOY / "k8s" / "base" / "hpa.yaml"
 
 def service_outcomes() -> set[str]:
     """What service/app.py's _timed can record as outcome= of bedside_requests_total."""
-    from service.app import _outcome
-    from service.errors import APIError
+    from bedside.service.app import _outcome
+    from bedside.service.errors import APIError
 
     statuses = (400, 401, 404, 413, 415, 422, 429, 500, 503, 504)
     return {"ok", _outcome(Exception())} | {_outcome(APIError(s, "code", "message")) for s in statuses}

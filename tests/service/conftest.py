@@ -10,7 +10,7 @@ from tests.helpers import active_store, save_task_artifacts
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory, served_folder):
     """Two versions' worth of artifacts per task (seeds 0 and 1 give different outputs)."""
-    from adapters.backbones import load_backbone
+    from bedside.adapters.backbones import load_backbone
 
     root = tmp_path_factory.mktemp("artifacts")
     return {seed: save_task_artifacts(root / f"seed{seed}", load_backbone(str(served_folder)), seed=seed)
@@ -23,7 +23,7 @@ def store(tmp_path, artifacts):
 
 
 def make_settings(store, served_folder, **overrides):
-    from service.settings import ServiceSettings
+    from bedside.service.settings import ServiceSettings
 
     values = {"store": store, "backbone": str(served_folder), "device": "cpu", "poll_interval_s": 0.2,
               "admin_tokens": "admin-secret", "predict_tokens": "", **overrides}
@@ -35,8 +35,8 @@ def make_client(store, served_folder):
     """Build an in-process client: make_client(**settings overrides) -> (TestClient, engine)."""
     from starlette.testclient import TestClient
 
-    from service.app import create_app
-    from service.inference import Engine
+    from bedside.service.app import create_app
+    from bedside.service.inference import Engine
 
     engines = []
 
@@ -82,7 +82,7 @@ def live_server(tmp_path_factory, artifacts, served_folder):
     """One real server per module on a free loopback port; v1 (seed 0) active for every task.
 
     resident_cap=0 so that swaps unload a retired version as soon as its last request ends."""
-    from service.server import server_env, start_server, stop_server, wait_ready
+    from bedside.service.server import server_env, start_server, stop_server, wait_ready
 
     root = tmp_path_factory.mktemp("live")
     store = active_store(root / "store", artifacts[0])

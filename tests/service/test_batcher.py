@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from service.batcher import MIN_CHUNK_ROWS, chunks
+from bedside.service.batcher import MIN_CHUNK_ROWS, chunks
 
 
 def padding(lengths, index) -> float:

@@ -6,7 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from service.bench.cli import app
+from bedside.service.bench.cli import app
 
 
 def _run(args, out):
@@ -50,9 +50,9 @@ def test_memory_part(served_folder, tmp_path):
 
 
 def test_pipeline_baseline_answers_every_task(served_folder):
-    from adapters.backbones import load_backbone
-    from service.bench.baseline import build_pipelines, call, sequential
-    from service.bench.workload import requests
+    from bedside.adapters.backbones import load_backbone
+    from bedside.service.bench.baseline import build_pipelines, call, sequential
+    from bedside.service.bench.workload import requests
 
     pipes = build_pipelines(load_backbone(str(served_folder)))
     items = requests(8, words=20)
@@ -63,8 +63,8 @@ def test_pipeline_baseline_answers_every_task(served_folder):
 
 
 def test_in_process_throughput_of_the_served_composition(store, served_folder):
-    from service.bench.service import in_process, load_runtime
-    from service.bench.workload import requests
+    from bedside.service.bench.service import in_process, load_runtime
+    from bedside.service.bench.workload import requests
 
     runtime = load_runtime(store, str(served_folder))
     rates = in_process(runtime, requests(16, words=1), [1, 4], rounds=1)
@@ -72,9 +72,9 @@ def test_in_process_throughput_of_the_served_composition(store, served_folder):
 
 
 def test_bare_rate_runs_the_plain_encoder_on_the_same_rows(store, served_folder):
-    from adapters.backbones import load_backbone
-    from service.bench.service import bare_rate, encoded, load_runtime
-    from service.bench.workload import requests
+    from bedside.adapters.backbones import load_backbone
+    from bedside.service.bench.service import bare_rate, encoded, load_runtime
+    from bedside.service.bench.workload import requests
 
     rows, _ = encoded(load_runtime(store, str(served_folder)), requests(6, words=3))
     rates = bare_rate(load_backbone(str(served_folder)).encoder.eval(), rows, [1, 8], rounds=1)

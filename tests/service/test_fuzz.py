@@ -99,7 +99,7 @@ def no_echo(ctx, response, case):
 
 
 def fuzz_schema(app):
-    from adapters.tasks import PRESETS
+    from bedside.adapters.tasks import PRESETS
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
@@ -195,7 +195,7 @@ def test_echo_check_catches_an_echo():
 
 def test_admin_routes_refuse_an_unknown_task_without_quoting_it(make_client):
     """What the 500-example run found: rollback/activation of an unknown task quoted its name."""
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     client, engine = make_client()
     name = "undefined_patient_smith"

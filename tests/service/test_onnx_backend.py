@@ -93,7 +93,7 @@ def test_missing_export_is_rebuilt(make_client, onnx_cache):
 
 
 def test_swap_re_exports_without_failed_requests(make_client, onnx_cache, artifacts, store):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     torch_client, torch_engine = make_client()
     client, engine = make_client(backend="onnx", onnx_variant="fp32", onnx_cache=str(onnx_cache))
@@ -130,7 +130,7 @@ def test_shared_design_refuses_int8(make_client, onnx_cache):
 def test_unknown_variant_is_a_settings_error():
     from pydantic import ValidationError
 
-    from service.settings import ServiceSettings
+    from bedside.service.settings import ServiceSettings
 
     with pytest.raises(ValidationError, match="onnx_variant"):
         ServiceSettings(backend="onnx", onnx_variant="int4")

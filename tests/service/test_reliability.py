@@ -105,8 +105,8 @@ def build(store, served_folder, poll: bool = False, **overrides):
     """An Engine on ``store`` and a TestClient over the app (no BentoML)."""
     from starlette.testclient import TestClient
 
-    from service.app import create_app
-    from service.inference import Engine
+    from bedside.service.app import create_app
+    from bedside.service.inference import Engine
     from tests.service.conftest import make_settings
 
     settings = make_settings(store, served_folder, **overrides)
@@ -176,15 +176,15 @@ def idle(engine, timeout: float = 10.0) -> None:
 
 def slow_forward(monkeypatch, engine, seconds: float, calls: list | None = None):
     """Make every encoder forward take ``seconds`` longer (the model itself is unchanged)."""
-    model = engine.batcher.model
+    run = engine.batcher.run
 
-    def forward(rows, names):
+    def forward(batch):
         if calls is not None:
-            calls.append(len(rows))
+            calls.append(len(batch))
         time.sleep(seconds)
-        return model(rows, names)
+        return run(batch)
 
-    monkeypatch.setattr(engine.batcher, "model", forward)
+    monkeypatch.setattr(engine.batcher, "run", forward)
 
 
 def in_threads(fn, args_list: list) -> list:
@@ -347,12 +347,12 @@ def test_r03_truncation_only_where_configured_and_flagged(client, engine, monkey
 # -- 4. big bodies -------------------------------------------------------------------------------------------
 @pytest.fixture()
 def no_parsing(monkeypatch):
-    import service.app
+    from bedside.service import app as service_app
 
     def refuse(raw):
         pytest.fail("the body was parsed")
 
-    monkeypatch.setattr(service.app, "parse_json", refuse)
+    monkeypatch.setattr(service_app, "parse_json", refuse)
 
 
 @pytest.mark.parametrize("size", [(1 << 20) + 1, 10 << 20], ids=["1MB", "10MB"])
@@ -380,7 +380,7 @@ def test_r04_chunked_body_without_length_is_413_while_streaming(client, engine, 
 
 def test_r04_endless_stream_stops_being_read_after_the_limit(shared):
     """Raw ASGI, an endless body: the app stops reading just after the limit (memory is flat by design)."""
-    from service.app import create_app
+    from bedside.service.app import create_app
 
     _, engine, _ = shared
     app = create_app(engine.settings, lambda: engine)
@@ -504,9 +504,9 @@ def test_r06_dropped_characters_do_not_shift_entity_tags(client, engine):
 
 def test_r06_dropped_words_keep_training_labels_aligned():
     """The same alignment in training rows: a word without tokens takes no label from its neighbour."""
-    from adapters.encoding import IGNORE_INDEX, Encoder
-    from adapters.tasks import PRESETS
-    from adapters.tiny import tiny_tokenizer
+    from bedside.adapters.encoding import IGNORE_INDEX, Encoder
+    from bedside.adapters.tasks import PRESETS
+    from bedside.adapters.tiny import tiny_tokenizer
 
     task = PRESETS["ner"]
     encoder = Encoder(tiny_tokenizer(), task, max_length=64)
@@ -650,7 +650,7 @@ def test_r11_overload_is_refused_fast_with_retry_after_and_a_bounded_queue(clien
 
 # -- 12. disconnects and slow clients ------------------------------------------------------------------------
 def test_r12_client_disconnects_release_their_slot(shared, monkeypatch, before):
-    from service.app import create_app
+    from bedside.service.app import create_app
 
     client, engine, _ = shared
     calls = []
@@ -684,7 +684,7 @@ def test_r12_client_disconnects_release_their_slot(shared, monkeypatch, before):
 
 def test_r12_slow_client_holds_no_slot(shared, before):
     """A client that dribbles its body, then goes away, holds no lease or queue row meanwhile."""
-    from service.app import create_app
+    from bedside.service.app import create_app
 
     client, engine, _ = shared
     app = create_app(engine.settings, lambda: engine)
@@ -739,7 +739,7 @@ def test_r13_request_over_the_timeout_is_504_and_frees_its_slot(client, engine, 
 def test_r14_admin_without_a_token_or_with_a_predict_token_is_denied_and_audited(shared, artifacts, served_folder):
     from starlette.testclient import TestClient
 
-    from service.app import create_app
+    from bedside.service.app import create_app
     from tests.service.conftest import make_settings
 
     _, engine, _ = shared
@@ -785,7 +785,7 @@ def test_r14_admin_without_a_token_or_with_a_predict_token_is_denied_and_audited
 
 # -- 24. swaps under load ------------------------------------------------------------------------------------
 def test_r24_swaps_under_load_answer_one_version_and_match_it(tmp_path, artifacts, served_folder):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     store = push_all(tmp_path / "store", artifacts[0])
     registry = Registry(store)
@@ -834,7 +834,7 @@ def test_r24_swaps_under_load_answer_one_version_and_match_it(tmp_path, artifact
         assert seen == {"v1", "v2"}
         idle(engine)
         assert predict(client, "mortality").status_code == 200  # its lease's end frees what is retired
-        assert leases(engine) == 0 and not engine.runtime.retired
+        assert leases(engine) == 0 and not engine.runtime.cache.retired
     finally:
         engine.close()
 
@@ -860,7 +860,7 @@ def early_server(request, tmp_path_factory, served_folder):
     if not any(item.name.startswith("test_r27") for item in request.session.items):
         yield None
         return
-    from service.server import server_env, start_server, stop_server
+    from bedside.service.server import server_env, start_server, stop_server
     from tests.service.conftest import free_port
 
     store = request.getfixturevalue("shared")[1].runtime.registry.root  # read only here
@@ -887,7 +887,7 @@ def test_r27_killed_worker_fails_in_flight_requests_fast_and_restarts(early_serv
     The respawn comes at circus' next check (BentoML sets check_delay=10 s): 8-25 s here in all.
     BentoML does not respawn when BENTOML_CONTAINERIZED is set (its own images); then the socket
     stays open with nobody answering, and only an orchestrator's liveness probe restarts it."""
-    from service.server import wait_ready
+    from bedside.service.server import wait_ready
 
     process, url, log_file = early_server
     wait_ready(url, process, timeout=120)
@@ -945,17 +945,18 @@ def test_r27_killed_worker_fails_in_flight_requests_fast_and_restarts(early_serv
     lambda: RuntimeError(f"[enforce fail] DefaultCPUAllocator: not enough memory {CANARY}"),
 ], ids=["cuda_oom", "cpu_oom"])
 def test_r28_out_of_memory_fails_only_that_request(client, engine, monkeypatch, before, error):
-    model = engine.batcher.model
+    run = engine.batcher.run
     raised, armed, batches = [], [True], []
 
-    def forward(rows, names):  # chunks of max_batch_rows: fail any chunk that holds many NER rows
+    def forward(batch):  # chunks of max_batch_rows: fail any chunk that holds many NER rows
+        names = batch.slots
         batches.append({name.split(":")[0] for name in names})
         if armed[0] and sum(name.startswith("ner:") for name in names) >= 16:
-            raised.append(len(rows))
+            raised.append(len(batch))
             raise error()
-        return model(rows, names)
+        return run(batch)
 
-    monkeypatch.setattr(engine.batcher, "model", forward)
+    monkeypatch.setattr(engine.batcher, "run", forward)
     monkeypatch.setattr(engine.batcher, "max_wait", 0.3)  # the two requests share one forward...
     monkeypatch.setattr(engine.batcher, "max_batch_rows", 64)  # ...and one chunk
     big = {"task": "ner", "texts": ["chest pain treated with iv lasix"] * 40}
@@ -976,8 +977,8 @@ def test_r28_out_of_memory_fails_only_that_request(client, engine, monkeypatch, 
 
 # -- 30. restart on a missing or corrupt adapter -------------------------------------------------------------
 def test_r30_missing_or_corrupt_active_adapter_at_start(tmp_path, artifacts, served_folder):
-    from adapters.registry import Registry
-    from adapters.registry.fsio import force_rmtree
+    from bedside.adapters.registry import Registry
+    from bedside.adapters.registry.fsio import force_rmtree
 
     store = push_all(tmp_path / "store", artifacts[0])
     registry = Registry(store)
@@ -1022,7 +1023,7 @@ def test_r31_phi_canary_never_in_logs_metrics_or_error_bodies(client, engine, mo
 
     from prometheus_client import REGISTRY, generate_latest
 
-    from adapters.predict import Predictor
+    from bedside.adapters.predict import Predictor
 
     caplog.set_level(logging.DEBUG)  # the root logger: every library's records
     for name in list(logging.root.manager.loggerDict):
@@ -1060,14 +1061,14 @@ def test_r31_phi_canary_never_in_logs_metrics_or_error_bodies(client, engine, mo
         assert r.status_code == 404
         bodies.append(r.text)
     # crashing: the model, then a decoder, fail with the text in the exception
-    model = engine.batcher.model
+    run = engine.batcher.run
 
-    def crash(rows, names):
+    def crash(batch):
         raise RuntimeError(f"forward failed on {CANARY}")
 
-    monkeypatch.setattr(engine.batcher, "model", crash)
+    monkeypatch.setattr(engine.batcher, "run", crash)
     assert send("/predict", json={"task": "mortality", "texts": [note]}).status_code == 500
-    monkeypatch.setattr(engine.batcher, "model", model)
+    monkeypatch.setattr(engine.batcher, "run", run)
 
     def bad_decode(self, row, logits, context):
         raise KeyError(f"cannot decode {CANARY}")
@@ -1076,7 +1077,7 @@ def test_r31_phi_canary_never_in_logs_metrics_or_error_bodies(client, engine, mo
     assert send("/predict", json={"task": "mortality", "texts": [note]}).status_code == 500
     assert send("/extract", json={"text": note}).status_code == 500
     # Nothing escapes the app: a server logs an escaped exception's traceback, message included.
-    from service.app import create_app
+    from bedside.service.app import create_app
 
     status = asyncio.run(asgi(create_app(engine.settings, lambda: engine), "/predict",
                               json.dumps({"task": "mortality", "texts": [note]}).encode()))

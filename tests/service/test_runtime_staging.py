@@ -25,16 +25,16 @@ def count_attaches(engine) -> list:
 
 
 def fresh_answers(artifact_dir, served_folder, texts):
-    from adapters.artifact import build_model, load_artifact
-    from adapters.backbones import load_backbone
-    from adapters.predict import Predictor
+    from bedside.adapters.artifact import build_model, load_artifact
+    from bedside.adapters.backbones import load_backbone
+    from bedside.adapters.predict import Predictor
 
     model = build_model(load_artifact(artifact_dir), load_backbone(str(served_folder)), name="fresh")
     return Predictor(model, "fresh").predict(texts)
 
 
 def test_activation_attaches_once_and_answers_like_a_fresh_model(make_client, store, artifacts, served_folder):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     Registry(store).push(artifacts[1]["mortality"], task="mortality")  # v2
     client, engine = make_client(resident_cap=0)
@@ -42,7 +42,7 @@ def test_activation_attaches_once_and_answers_like_a_fresh_model(make_client, st
     r = client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN)
     assert r.status_code == 200, r.text
     assert len(attaches) == 1  # the check's attach is the one that serves: no second load at the swap
-    assert not engine.runtime._staged
+    assert not engine.runtime.swaps.staged
     data = client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()
     assert data["adapter"]["version"] == "v2"
     for got, want in zip(data["results"], fresh_answers(artifacts[1]["mortality"], served_folder, TEXTS)):
@@ -51,7 +51,7 @@ def test_activation_attaches_once_and_answers_like_a_fresh_model(make_client, st
 
 
 def test_a_resident_version_is_swapped_back_in_and_its_check_dropped(make_client, store, artifacts):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     Registry(store).push(artifacts[1]["mortality"], task="mortality")  # v2
     client, engine = make_client(resident_cap=4)  # v1 stays loaded after the first swap
@@ -60,12 +60,12 @@ def test_a_resident_version_is_swapped_back_in_and_its_check_dropped(make_client
     slots = set(engine.runtime.model.slots)
     assert client.post("/admin/adapters/mortality/v1/activate", headers=ADMIN).status_code == 200
     assert engine.runtime.states["mortality"].resident.slot == v1_slot
-    assert set(engine.runtime.model.slots) == slots and not engine.runtime._staged
+    assert set(engine.runtime.model.slots) == slots and not engine.runtime.swaps.staged
     assert client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()["adapter"]["version"] == "v1"
 
 
 def test_a_failed_check_refuses_activation_and_leaves_nothing_attached(make_client, store, artifacts, tmp_path):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     bad = tmp_path / "bad"
     shutil.copytree(artifacts[1]["mortality"], bad)
@@ -80,7 +80,7 @@ def test_a_failed_check_refuses_activation_and_leaves_nothing_attached(make_clie
     slots_before = set(engine.runtime.model.slots)
     r = client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN)
     assert r.status_code == 422 and "smoke" in r.text, r.text
-    assert set(engine.runtime.model.slots) == slots_before and not engine.runtime._staged
+    assert set(engine.runtime.model.slots) == slots_before and not engine.runtime.swaps.staged
     assert client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()["adapter"]["version"] == "v1"
 
 
@@ -94,10 +94,10 @@ def test_an_upload_is_checked_and_staged_so_its_activation_only_flips(make_clien
     r = upload(client, artifacts[1]["mortality"])
     assert r.status_code == 200, r.text
     assert r.json()["check"] == {"ok": True} and r.json()["version"]["version"] == "v2"
-    assert len(engine.runtime._staged) == 1
+    assert len(engine.runtime.swaps.staged) == 1
     attaches = count_attaches(engine)
     assert client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN).status_code == 200
-    assert attaches == [] and not engine.runtime._staged  # no load, no second check at activation
+    assert attaches == [] and not engine.runtime.swaps.staged  # no load, no second check at activation
     assert client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()["adapter"]["version"] == "v2"
 
 
@@ -112,6 +112,6 @@ def test_an_upload_that_fails_its_check_is_stored_not_staged_and_keeps_notes_out
     assert r.status_code == 200, r.text
     check = r.json()["check"]
     assert check["ok"] is False and "expected" in check["reason"] and canary.lower() not in r.text.lower()
-    assert not engine.runtime._staged
+    assert not engine.runtime.swaps.staged
     r = client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN)
     assert r.status_code == 422 and canary.lower() not in r.text.lower()

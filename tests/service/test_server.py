@@ -102,7 +102,7 @@ def wait_for_version(http: httpx.Client, task: str, version: str, timeout: float
 
 # -- 1. every task, with provenance --------------------------------------------------------------
 def test_all_tasks_answer_with_provenance(live_server, http):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     registry = Registry(live_server.store)
     assert http.get("/readyz").status_code == 200
@@ -163,10 +163,10 @@ def test_concurrent_mixed_clients_match_single_requests(live_server, http):
 # -- 3. hot swaps under continuous mixed load ----------------------------------------------------
 def expected_by_seed(served_folder, artifacts, task: str) -> dict[int, list[dict]]:
     """What each seed's artifact answers for ``task``'s inputs, predicted in this process."""
-    from adapters.artifact import attach, load_artifact
-    from adapters.backbones import load_backbone
-    from adapters.multi import MultiAdapterModel
-    from adapters.predict import Predictor
+    from bedside.adapters.artifact import attach, load_artifact
+    from bedside.adapters.backbones import load_backbone
+    from bedside.adapters.multi import MultiAdapterModel
+    from bedside.adapters.predict import Predictor
 
     model = MultiAdapterModel(load_backbone(str(served_folder))).eval()
     out = {}
@@ -178,7 +178,7 @@ def expected_by_seed(served_folder, artifacts, task: str) -> dict[int, list[dict
 
 
 def test_hot_swaps_under_load_never_fail_and_match_versions(live_server, http, artifacts, served_folder):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     task = "length_of_stay"  # its two seeds differ by > 0.03 on every text
     by_seed = expected_by_seed(served_folder, artifacts, task)
@@ -351,7 +351,7 @@ def test_phi_canary_never_in_logs_metrics_or_error_bodies(live_server, http, art
     leaked = [b for b in bodies_seen if CANARY.lower() in b.lower()]
     assert not leaked, leaked
     assert CANARY.lower() not in http.get("/metrics").text.lower()
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     assert all(CANARY.lower() not in e.model_dump_json().lower() for e in Registry(live_server.store).audit_entries())
     time.sleep(0.5)  # let the access log catch up
@@ -362,7 +362,7 @@ def test_phi_canary_never_in_logs_metrics_or_error_bodies(live_server, http, art
 
 # -- 6. admin auth -------------------------------------------------------------------------------
 def test_admin_upload_needs_an_admin_token_and_denials_are_audited(live_server, artifacts):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     folder = artifacts[1]["relations"]
     files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in sorted(folder.iterdir())]
@@ -389,12 +389,12 @@ def test_admin_upload_needs_an_admin_token_and_denials_are_audited(live_server, 
 def test_cli_upload_activates_on_the_running_server(live_server, http, artifacts):
     folder = artifacts[1]["mortality"]
     env = {**os.environ, "BEDSIDE_ADMIN_TOKEN": ADMIN_TOKEN, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "adapters.cli", "adapters", "upload", str(folder),
+    result = subprocess.run([sys.executable, "-m", "bedside.cli", "adapters", "upload", str(folder),
                              "--url", live_server.url, "--activate"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "activated" in result.stdout + result.stderr
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     active = Registry(live_server.store).active("mortality")
     assert active.version != "v1"  # the upload, not the fixture's version
@@ -408,7 +408,7 @@ def test_cli_upload_activates_on_the_running_server(live_server, http, artifacts
 
 # -- 8. the demo's curl examples ------------------------------------------------------------------
 def test_demo_curl_examples_answer_with_provenance(live_server):
-    from service.cli import curl_examples
+    from bedside.service.cli import curl_examples
 
     if shutil.which("curl") is None:
         pytest.fail("curl is needed to run the demo's examples")

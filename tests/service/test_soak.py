@@ -17,8 +17,8 @@ MAX_P99_MS = 10_000  # bounded: a third of the request timeout (typical p99 here
 
 
 def test_short_soak_has_no_server_errors_bounded_latency_and_swaps(tmp_path, artifacts, served_folder):
-    from adapters.registry import Registry
-    from service.bench.cli import app
+    from bedside.adapters.registry import Registry
+    from bedside.service.bench.cli import app
 
     store = tmp_path / "store"
     registry = Registry(store)

@@ -7,8 +7,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from training.cli_bench import train_bench
-from training.synth import write_synthetic
+from bedside.training.cli_bench import train_bench
+from bedside.training.synth import write_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from adapters.artifact import Method
-from adapters.backbones import load_backbone
-from adapters.tasks import PRESETS
-from training.cli import evaluate
-from training.loaders import load_dataset
-from training.settings import TrainSettings
-from training.synth import write_synthetic
-from training.trainer import train
+from bedside.adapters.artifact import Method
+from bedside.adapters.backbones import load_backbone
+from bedside.adapters.tasks import PRESETS
+from bedside.training.cli import evaluate
+from bedside.training.loaders import load_dataset
+from bedside.training.settings import TrainSettings
+from bedside.training.synth import write_synthetic
+from bedside.training.trainer import train
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.examples import PairExample, TextExample, TokenExample
-from adapters.tasks import PRESETS, TaskSpec
-from training.loaders import (
+from bedside.adapters.examples import PairExample, TextExample, TokenExample
+from bedside.adapters.tasks import PRESETS, TaskSpec
+from bedside.training.loaders import (
     DataError,
     DataWarning,
     few_shot,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from training.settings import ALL_LINEAR, PAPER_TARGETS, TrainSettings
+from bedside.training.settings import ALL_LINEAR, PAPER_TARGETS, TrainSettings
 
 
 def test_paper_recipe_is_the_default():

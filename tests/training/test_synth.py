@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from adapters.tasks import PRESETS
-from training.cli_data import app
-from training.synth import SPLITS, write_synthetic
+from bedside.adapters.tasks import PRESETS
+from bedside.training.cli_data import app
+from bedside.training.synth import SPLITS, write_synthetic
 
 CON = re.compile(r'^c="([^"]+)" (\d+):(\d+) (\d+):(\d+)\|\|t="(problem|test|treatment)"$')
 REL = re.compile(r'^c="([^"]+)" (\d+):(\d+) (\d+):(\d+)\|\|r="(\w+)"\|\|c="([^"]+)" (\d+):(\d+) (\d+):(\d+)$')

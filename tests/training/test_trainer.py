@@ -3,15 +3,15 @@ import json
 
 import pytest
 
-from adapters.artifact import Method, attach, build_model, load_artifact
-from adapters.multi import MultiAdapterModel
-from adapters.predict import Predictor
-from adapters.tasks import PRESETS
-from adapters.tiny import tiny_backbone
-from training.loaders import load_dataset
-from training.settings import TrainSettings
-from training.synth import write_synthetic
-from training.trainer import train
+from bedside.adapters.artifact import Method, attach, build_model, load_artifact
+from bedside.adapters.multi import MultiAdapterModel
+from bedside.adapters.predict import Predictor
+from bedside.adapters.tasks import PRESETS
+from bedside.adapters.tiny import tiny_backbone
+from bedside.training.loaders import load_dataset
+from bedside.training.settings import TrainSettings
+from bedside.training.synth import write_synthetic
+from bedside.training.trainer import train
 
 
 @pytest.fixture(scope="module")

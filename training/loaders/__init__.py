@@ -15,7 +15,7 @@ import inspect
 import re
 from pathlib import Path
 
-from adapters.tasks import TaskSpec
+from bedside.adapters.tasks import TaskSpec
 
 from ._common import SPLITS, LoadedDataset, find_split_files, read_lines, require_path
 from .conll import EXTENSIONS as CONLL_EXTENSIONS

@@ -7,8 +7,8 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from adapters.examples import Example
-from adapters.tasks import TaskSpec
+from bedside.adapters.examples import Example
+from bedside.adapters.tasks import TaskSpec
 
 from .errors import DataError, DataWarning
 from .sampling import stratified_split

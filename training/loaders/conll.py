@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.examples import TokenExample
-from adapters.tasks import TaskSpec
+from bedside.adapters.examples import TokenExample
+from bedside.adapters.tasks import TaskSpec
 
 from ._common import (
     DEFAULT_SEED,

@@ -24,8 +24,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from adapters.examples import PairExample, Span, TextExample, TokenExample
-from adapters.tasks import TaskSpec
+from bedside.adapters.examples import PairExample, Span, TextExample, TokenExample
+from bedside.adapters.tasks import TaskKind, TaskSpec
 
 from ._common import (
     DEFAULT_SEED,
@@ -199,6 +199,54 @@ def _span(record: dict, name: str, text: str, file: Path, line: int) -> Span:
     return Span(start, end)
 
 
+def _token_record(record: dict, task: TaskSpec, f: dict, file: Path, lineno: int, ident: str, label_map):
+    words = _field(record, f["tokens_field"], list, file, lineno)
+    tags = _field(record, f["tags_field"], list, file, lineno)
+    if not words:
+        raise DataError(f"field {f['tokens_field']!r} is empty", file=file, line=lineno)
+    if len(words) != len(tags):
+        raise DataError(
+            f"{len(words)} {f['tokens_field']} but {len(tags)} {f['tags_field']}", file=file, line=lineno
+        )
+    for word in words:
+        if not isinstance(word, str) or not word or any(c.isspace() for c in word):
+            raise DataError(f"token {word!r} is not a non-empty word without spaces",
+                            file=file, line=lineno)
+    for tag in tags:
+        if tag not in task.label_to_id:
+            raise DataError(
+                f"unknown tag {tag!r}; task {task.name!r} allows {list(task.labels)}",
+                file=file,
+                line=lineno,
+            )
+    return TokenExample(list(words), list(tags), id=ident)
+
+
+def _labelled_text(record: dict, task: TaskSpec, f: dict, file: Path, lineno: int, label_map) -> tuple[str, str]:
+    text = _field(record, f["text_field"], str, file, lineno)
+    if not text.strip():
+        raise DataError(f"field {f['text_field']!r} is empty", file=file, line=lineno)
+    raw = _field(record, f["label_field"], (str, int), file, lineno)
+    return text, resolve_label(raw, task, file=file, line=lineno, label_map=label_map)
+
+
+def _text_record(record: dict, task: TaskSpec, f: dict, file: Path, lineno: int, ident: str, label_map):
+    text, label = _labelled_text(record, task, f, file, lineno, label_map)
+    return TextExample(text, label, id=ident)
+
+
+def _pair_record(record: dict, task: TaskSpec, f: dict, file: Path, lineno: int, ident: str, label_map):
+    text, label = _labelled_text(record, task, f, file, lineno, label_map)
+    head = _span(record, f["head_field"], text, file, lineno)
+    tail = _span(record, f["tail_field"], text, file, lineno)
+    meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+    return PairExample(text, head, tail, label, id=ident, meta=dict(meta))
+
+
+# One JSON object -> one example of the task's kind.
+_RECORD_PARSERS = {TaskKind.sequence: _text_record, TaskKind.token: _token_record, TaskKind.pair: _pair_record}
+
+
 def parse_jsonl(
     file: Path,
     task: TaskSpec,
@@ -212,6 +260,9 @@ def parse_jsonl(
     id_field: str = "id",
     label_map: dict[str, str] | None = None,
 ) -> list[TextExample | TokenExample | PairExample]:
+    fields = {"text_field": text_field, "label_field": label_field, "tokens_field": tokens_field,
+              "tags_field": tags_field, "head_field": head_field, "tail_field": tail_field}
+    parse = _RECORD_PARSERS[task.kind]
     examples = []
     for lineno, line in enumerate(read_lines(file), 1):
         if not line.strip():
@@ -226,42 +277,7 @@ def parse_jsonl(
                             line=lineno)
         ident = record.get(id_field)
         ident = str(ident) if ident is not None else f"{file.name}:{lineno}"
-
-        if task.kind.value == "token":
-            words = _field(record, tokens_field, list, file, lineno)
-            tags = _field(record, tags_field, list, file, lineno)
-            if not words:
-                raise DataError(f"field {tokens_field!r} is empty", file=file, line=lineno)
-            if len(words) != len(tags):
-                raise DataError(
-                    f"{len(words)} {tokens_field} but {len(tags)} {tags_field}", file=file, line=lineno
-                )
-            for word in words:
-                if not isinstance(word, str) or not word or any(c.isspace() for c in word):
-                    raise DataError(f"token {word!r} is not a non-empty word without spaces",
-                                    file=file, line=lineno)
-            for tag in tags:
-                if tag not in task.label_to_id:
-                    raise DataError(
-                        f"unknown tag {tag!r}; task {task.name!r} allows {list(task.labels)}",
-                        file=file,
-                        line=lineno,
-                    )
-            examples.append(TokenExample(list(words), list(tags), id=ident))
-            continue
-
-        text = _field(record, text_field, str, file, lineno)
-        if not text.strip():
-            raise DataError(f"field {text_field!r} is empty", file=file, line=lineno)
-        raw = _field(record, label_field, (str, int), file, lineno)
-        label = resolve_label(raw, task, file=file, line=lineno, label_map=label_map)
-        if task.kind.value == "sequence":
-            examples.append(TextExample(text, label, id=ident))
-        else:
-            head = _span(record, head_field, text, file, lineno)
-            tail = _span(record, tail_field, text, file, lineno)
-            meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
-            examples.append(PairExample(text, head, tail, label, id=ident, meta=dict(meta)))
+        examples.append(parse(record, task, fields, file, lineno, ident, label_map))
     return examples
 
 

@@ -22,8 +22,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.examples import PairExample, Span, TokenExample
-from adapters.tasks import NO_RELATION, TaskSpec
+from bedside.adapters.examples import PairExample, Span, TokenExample
+from bedside.adapters.kinds import PAIR
+from bedside.adapters.tasks import NO_RELATION, TaskKind, TaskSpec
 
 from ._common import SPLIT_ALIASES, SPLITS, LoadedDataset, read_lines, require_kind, require_path
 from .errors import DataError, DataWarning
@@ -33,11 +34,6 @@ CON_LINE = re.compile(r"^\s*" + _SPAN.format("") + r'\s*\|\|\s*t="(?P<type>[^"]*
 REL_LINE = re.compile(
     r"^\s*" + _SPAN.format("a") + r'\s*\|\|\s*r="(?P<rel>[^"]*)"\s*\|\|\s*' + _SPAN.format("b") + r"\s*$"
 )
-CANDIDATE_TYPES = {
-    frozenset({"treatment", "problem"}),
-    frozenset({"test", "problem"}),
-    frozenset({"problem"}),
-}
 _IGNORED_TXT = ("readme", "license", "licence")
 
 Key = tuple[int, int, int]  # (line, first token, last token)
@@ -184,15 +180,9 @@ def token_examples(
 
 
 def candidate_pairs(concepts: list[Concept]) -> list[tuple[Concept, Concept]]:
-    """i2b2 candidates in one sentence, as (head, tail) by the type rule:
-    treatment/test before problem; for two problems the earlier one first."""
-    pairs = []
-    for i, a in enumerate(concepts):
-        for b in concepts[i + 1 :]:
-            if a.line != b.line or frozenset((a.type, b.type)) not in CANDIDATE_TYPES:
-                continue
-            pairs.append((b, a) if a.type == "problem" and b.type != "problem" else (a, b))
-    return pairs
+    """i2b2 candidates in one sentence (line), as (head, tail) concepts by the pair kind's rule."""
+    pairs = PAIR.candidate_pairs([c.type for c in concepts], [c.line for c in concepts])
+    return [(concepts[head], concepts[tail]) for head, tail in pairs]
 
 
 def pair_examples(
@@ -259,7 +249,8 @@ def _index_by_stem(folder: Path, suffix: str) -> dict[str, Path]:
     return found
 
 
-def load_split(folder: Path, task: TaskSpec, split: str) -> list[TokenExample] | list[PairExample]:
+def _records(folder: Path, split: str):
+    """(stem, tokens per line, concepts, .con file) of every record below ``folder``."""
     texts = [
         t for t in _index_by_stem(folder, ".txt").values()
         if not t.stem.lower().startswith(_IGNORED_TXT)
@@ -267,29 +258,43 @@ def load_split(folder: Path, task: TaskSpec, split: str) -> list[TokenExample] |
     if not texts:
         raise DataError(f"no .txt records for split {split!r}", file=folder)
     cons = _index_by_stem(folder, ".con")
-    rels = _index_by_stem(folder, ".rel") if task.kind.value == "pair" else {}
-    negative = None
-    if task.kind.value == "pair":
-        negative = task.negative_label or (NO_RELATION if NO_RELATION in task.label_to_id else None)
-        if negative is None:
-            raise DataError(
-                f"task {task.name!r} has no negative label for i2b2 candidate pairs without a "
-                f"relation; set negative_label (e.g. {NO_RELATION!r})"
-            )
-    examples: list = []
     for txt in texts:
-        stem = txt.stem
-        if stem not in cons:
-            raise DataError(f"no matching {stem}.con below {folder}", file=txt)
+        if txt.stem not in cons:
+            raise DataError(f"no matching {txt.stem}.con below {folder}", file=txt)
         lines = [line.split() for line in read_lines(txt)]
-        concepts = parse_con(cons[stem], lines)
-        if task.kind.value == "token":
-            examples.extend(token_examples(stem, lines, concepts, cons[stem], task))
-            continue
-        if stem not in rels:
-            raise DataError(f"no matching {stem}.rel below {folder}", file=txt)
-        relations = parse_rel(rels[stem], lines, {c.key: c for c in concepts}, task)
-        examples.extend(pair_examples(stem, lines, concepts, relations, rels[stem], negative))
+        yield txt, lines, parse_con(cons[txt.stem], lines), cons[txt.stem]
+
+
+def _token_split(folder: Path, task: TaskSpec, split: str) -> list[TokenExample]:
+    examples: list[TokenExample] = []
+    for txt, lines, concepts, con_file in _records(folder, split):
+        examples.extend(token_examples(txt.stem, lines, concepts, con_file, task))
+    return examples
+
+
+def _pair_split(folder: Path, task: TaskSpec, split: str) -> list[PairExample]:
+    negative = task.negative_label or (NO_RELATION if NO_RELATION in task.label_to_id else None)
+    if negative is None:
+        raise DataError(
+            f"task {task.name!r} has no negative label for i2b2 candidate pairs without a "
+            f"relation; set negative_label (e.g. {NO_RELATION!r})"
+        )
+    rels = _index_by_stem(folder, ".rel")
+    examples: list[PairExample] = []
+    for txt, lines, concepts, _ in _records(folder, split):
+        if txt.stem not in rels:
+            raise DataError(f"no matching {txt.stem}.rel below {folder}", file=txt)
+        relations = parse_rel(rels[txt.stem], lines, {c.key: c for c in concepts}, task)
+        examples.extend(pair_examples(txt.stem, lines, concepts, relations, rels[txt.stem], negative))
+    return examples
+
+
+# What an i2b2 folder gives per task kind: BIO-tagged sentences, or the candidate pairs.
+_SPLIT_LOADERS = {TaskKind.token: _token_split, TaskKind.pair: _pair_split}
+
+
+def load_split(folder: Path, task: TaskSpec, split: str) -> list[TokenExample] | list[PairExample]:
+    examples = _SPLIT_LOADERS[task.kind](folder, task, split)
     if not examples:
         raise DataError(f"no examples in split {split!r} (empty split)", file=folder)
     return examples

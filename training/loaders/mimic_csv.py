@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.examples import TextExample
-from adapters.tasks import TaskSpec
+from bedside.adapters.examples import TextExample
+from bedside.adapters.tasks import TaskSpec
 
 from ._common import (
     DEFAULT_SEED,

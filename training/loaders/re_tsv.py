@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.examples import PairExample, Span
-from adapters.tasks import TaskSpec
+from bedside.adapters.examples import PairExample, Span
+from bedside.adapters.tasks import TaskSpec
 
 from ._common import (
     DEFAULT_SEED,

@@ -5,7 +5,7 @@ import random
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TypeVar, overload
 
-from adapters.examples import Example, PairExample, TextExample, TokenExample
+from bedside.adapters.examples import Example, PairExample, TextExample, TokenExample
 
 E = TypeVar("E", TextExample, TokenExample, PairExample)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.artifact import Method
+from bedside.adapters.artifact import Method
 
 
 class Pretraining(BaseModel):

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from adapters.artifact import Method
+from bedside.adapters.artifact import Method
 
 from .config import StudyConfig
 

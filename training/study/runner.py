@@ -16,8 +16,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from adapters.backbones import load_backbone
-from adapters.tasks import resolve_task
+from bedside.adapters.backbones import load_backbone
+from bedside.adapters.tasks import resolve_task
 
 from .config import BackboneEntry, StudyConfig, TaskEntry
 from .plan import Run
@@ -171,7 +171,7 @@ def run_parallel(config_path: Path, indices: list[int], workers: int, out: Path,
         while queue and len(running) < workers:
             i = queue.pop(0)
             log = open(logs / f"run-{i}.log", "wb")
-            command = [sys.executable, "-m", "adapters.cli", "sweep", str(config_path), "--index", str(i),
+            command = [sys.executable, "-m", "bedside.cli", "sweep", str(config_path), "--index", str(i),
                        "--out", str(out), "--no-progress"]
             running[i] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
         for i, (process, log) in list(running.items()):

@@ -12,7 +12,7 @@ from tests.helpers import save_task_artifacts
 @pytest.fixture(scope="session")
 def served():
     """The served base (kept pristine: the default smoke deep-copies it)."""
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.tiny import tiny_backbone
 
     return tiny_backbone(seed=0)
 
@@ -38,7 +38,7 @@ def artifact(built, tmp_path):
 
 @pytest.fixture()
 def registry(tmp_path, served):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     return Registry(tmp_path / "store", backbone=served)
 

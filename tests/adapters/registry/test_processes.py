@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from adapters.registry import Registry
+from bedside.adapters.registry import Registry
 
 REPO = Path(__file__).resolve().parents[3]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -25,14 +25,14 @@ def paused_rename(a, b):
         time.sleep(300)
     real_rename(a, b)
 os.rename = paused_rename
-from adapters.registry import Registry
+from bedside.adapters.registry import Registry
 Registry(root).push(src, actor="doomed")
 """
 
 RACING_ACTIVATION = r"""
 import os, pathlib, sys, time
 root, task, version, actor, ready, go = sys.argv[1:7]
-from adapters.registry import Registry
+from bedside.adapters.registry import Registry
 registry = Registry(root)
 pathlib.Path(ready).touch()
 while not os.path.exists(go):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import (BaseMismatch, Conflict, InvalidArtifact, InvalidRequest, NotFound, NotServable,
+from bedside.adapters.registry import (BaseMismatch, Conflict, InvalidArtifact, InvalidRequest, NotFound, NotServable,
                                Registry, SmokeFailed, StoreUnavailable)
 from tests.helpers import save_task_artifacts
 
@@ -87,8 +87,8 @@ def test_names_are_checked_before_any_lookup(registry):
 
 
 def test_non_servable_artifacts_are_stored_but_never_activated(registry, tmp_path, served):
-    from adapters.artifact import Method, save_artifact
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.artifact import Method, save_artifact
+    from bedside.adapters.tiny import tiny_backbone
     from tests.helpers import four_task_model, task_manifest
 
     model = four_task_model(tiny_backbone(seed=0))
@@ -108,11 +108,11 @@ def test_non_servable_artifacts_are_stored_but_never_activated(registry, tmp_pat
 def test_ia3_adapters_push_and_activate(registry, tmp_path):
     from peft import IA3Config
 
-    from adapters.artifact import Method, save_from_model
-    from adapters.heads import build_head
-    from adapters.multi import MultiAdapterModel
-    from adapters.tasks import PRESETS
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.artifact import Method, save_from_model
+    from bedside.adapters.heads import build_head
+    from bedside.adapters.multi import MultiAdapterModel
+    from bedside.adapters.tasks import PRESETS
+    from bedside.adapters.tiny import tiny_backbone
     from tests.helpers import task_manifest
 
     model = MultiAdapterModel(tiny_backbone(seed=0))
@@ -126,8 +126,8 @@ def test_ia3_adapters_push_and_activate(registry, tmp_path):
 
 
 def test_default_smoke_works_on_a_served_encoder_that_already_has_adapters(tmp_path, artifact):
-    from adapters.backbones import fingerprint
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.backbones import fingerprint
+    from bedside.adapters.tiny import tiny_backbone
     from tests.helpers import four_task_model
 
     live = tiny_backbone(seed=0)
@@ -136,13 +136,13 @@ def test_default_smoke_works_on_a_served_encoder_that_already_has_adapters(tmp_p
     registry = Registry(tmp_path / "store", backbone=live)
     assert registry.push(artifact("relations"), activate=True).active
     assert "lora_A" in str(live.encoder)  # the live encoder is untouched by the smoke's private copy
-    from adapters.registry.smoke import pristine_encoder
+    from bedside.adapters.registry.smoke import pristine_encoder
     assert fingerprint(pristine_encoder(live.encoder)) == before
 
 
 # -- row 19: another base, forged fingerprint ----------------------------------------------------------------
 def test_r19_shape_mismatch_refused_at_staging_current_keeps_serving(registry, artifact, tmp_path, served):
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.tiny import tiny_backbone
 
     registry.push(artifact(), activate=True)
     wide = save_task_artifacts(tmp_path / "wide", tiny_backbone(seed=0, hidden_size=48), tasks=["mortality"])
@@ -162,10 +162,10 @@ def test_r19_shape_mismatch_refused_at_staging_current_keeps_serving(registry, a
 
 
 def test_r19_shapes_are_checked_against_base_modules(served, artifact):
-    from adapters.registry.peft_schema import parse_peft_config
-    from adapters.registry.shapes import check_adapter_tensors
-    from adapters.registry.tensors import read_header
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.registry.peft_schema import parse_peft_config
+    from bedside.adapters.registry.shapes import check_adapter_tensors
+    from bedside.adapters.registry.tensors import read_header
+    from bedside.adapters.tiny import tiny_backbone
 
     src = artifact()
     config = parse_peft_config((src / "adapter_config.json").read_bytes(), served_names=(served.name,))
@@ -283,7 +283,7 @@ def _fail_with(code):
     ("pointer", errno.ENOSPC, 507),
 ])
 def test_r29_store_failures_leave_the_registry_unchanged(registry, artifact, monkeypatch, where, code, status):
-    from adapters.registry import ingest, local
+    from bedside.adapters.registry import ingest, local
 
     registry.push(artifact(), activate=True)
     before = (registry.list(), registry.state_token())
@@ -318,7 +318,7 @@ def test_r29_store_failures_leave_the_registry_unchanged(registry, artifact, mon
 
 # -- defaults and the audit API ------------------------------------------------------------------------------
 def test_store_location_defaults(monkeypatch, tmp_path):
-    from adapters.registry import default_actor, default_store, resolve_store
+    from bedside.adapters.registry import default_actor, default_store, resolve_store
 
     monkeypatch.setenv("BEDSIDE_STORE", str(tmp_path / "env"))
     assert default_store() == tmp_path / "env" and resolve_store(tmp_path / "x") == tmp_path / "x"

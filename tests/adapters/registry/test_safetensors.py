@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from adapters.registry import ForbiddenConfig, InvalidArtifact, TooLarge
-from adapters.registry.tensors import check_finite, read_header
-from adapters.registry.validate import Limits
+from bedside.adapters.registry import ForbiddenConfig, InvalidArtifact, TooLarge
+from bedside.adapters.registry.tensors import check_finite, read_header
+from bedside.adapters.registry.validate import Limits
 from tests.helpers import edit_json, write_safetensors
 
 HEADER_CAP, TENSOR_CAP = 16 << 20, 10_000
@@ -42,7 +42,7 @@ def test_r20_rank_above_the_cap_is_refused(serving, artifact, registry):
 
 
 def test_r20_rank_cap_is_configurable_and_checked_on_tensors(artifact, served, tmp_path):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     strict = Registry(tmp_path / "strict", backbone=served, limits=Limits(max_rank=2))
     with pytest.raises(ForbiddenConfig, match="above the cap of 2"):
@@ -54,7 +54,7 @@ def test_r20_rank_cap_is_configurable_and_checked_on_tensors(artifact, served, t
 
 
 def test_r20_oversized_tensor_file_is_refused(artifact, served, tmp_path):
-    from adapters.registry import Registry
+    from bedside.adapters.registry import Registry
 
     small = Registry(tmp_path / "small", backbone=served, limits=Limits(max_weight_bytes=4096))
     with pytest.raises(TooLarge, match="adapter_model.safetensors is 7680 bytes") as err:
@@ -166,7 +166,7 @@ def test_r21_non_finite_check_covers_half_precision(tmp_path, dtype):
 
 
 def test_finite_check_reads_in_chunks(tmp_path, monkeypatch):
-    from adapters.registry import tensors
+    from bedside.adapters.registry import tensors
 
     monkeypatch.setattr(tensors, "_CHUNK_ELEMENTS", 5)
     values = np.arange(23, dtype=np.float32)

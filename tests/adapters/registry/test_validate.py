@@ -8,10 +8,10 @@ import socket
 
 import pytest
 
-from adapters.registry import (BaseMismatch, ForbiddenConfig, InvalidArtifact, Registry, TooLarge,
+from bedside.adapters.registry import (BaseMismatch, ForbiddenConfig, InvalidArtifact, Registry, TooLarge,
                                UnexpectedFile)
-from adapters.registry.validate import check_name, scan_dir, validate_artifact
-from adapters.registry.validate import Limits
+from bedside.adapters.registry.validate import check_name, scan_dir, validate_artifact
+from bedside.adapters.registry.validate import Limits
 from tests.helpers import edit_json
 
 
@@ -176,7 +176,7 @@ def test_r18_served_base_name_is_accepted(artifact, registry, served, no_network
 
 
 def test_r18_artifact_from_another_base_is_refused(tmp_path, registry):
-    from adapters.tiny import tiny_backbone
+    from bedside.adapters.tiny import tiny_backbone
     from tests.helpers import save_task_artifacts
 
     other = save_task_artifacts(tmp_path / "other", tiny_backbone(seed=1), tasks=["mortality"])["mortality"]

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from training.study.config import load_config
-from training.study.plan import expand
-from training.synth import write_synthetic
+from bedside.training.study.config import load_config
+from bedside.training.study.plan import expand
+from bedside.training.synth import write_synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -42,7 +42,7 @@ def study_file(tmp_path, synth, served_folder, **changes):
 def _cli(*args):
     import typer
 
-    from adapters.cli import _register
+    from bedside.cli import _register
 
     app = typer.Typer()
     _register(app)
@@ -67,7 +67,7 @@ def test_sweep_resumes_after_a_kill_and_records_failures(tmp_path, synth, served
                              {"task": "ner", "data": str(tmp_path / "missing"), "label": "broken"}])
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "adapters.cli", "sweep", str(path), "--no-progress"],
+    process = subprocess.Popen([sys.executable, "-m", "bedside.cli", "sweep", str(path), "--no-progress"],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.monotonic() + 240
@@ -125,7 +125,7 @@ def test_report_renders_all_sections(tmp_path, synth, served_folder):
 
 
 def test_pretrain_writes_a_loadable_backbone(tmp_path, served_folder):
-    from adapters.backbones import load_backbone
+    from bedside.adapters.backbones import load_backbone
 
     corpus = tmp_path / "notes.tsv"
     corpus.write_text("Lasix\tB-Chemical\nfor\tO\nedema\tB-Disease\n\nAspirin\tB-Chemical\ngiven\tO\n")
@@ -170,8 +170,8 @@ def test_fast_mlm_loss_equals_the_stock_loss(served_folder):
     import torch
     from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
-    from adapters.backbones import load_backbone
-    from training.pretrain import mlm_loss
+    from bedside.adapters.backbones import load_backbone
+    from bedside.training.pretrain import mlm_loss
 
     backbone = load_backbone(str(served_folder))
     torch.manual_seed(0)

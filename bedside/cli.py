@@ -2,15 +2,9 @@
 ``bedside.commands`` entry-point group, so this root imports none of them."""
 from __future__ import annotations
 
-import os
+from importlib.metadata import entry_points
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from importlib.metadata import entry_points  # noqa: E402
-
-import typer  # noqa: E402
+import typer
 
 app = typer.Typer(
     name="bedside",

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from adapters.tasks import PRESETS, TaskSpec
-from training.metrics import compute_metrics, primary_metric
+from bedside.adapters.tasks import PRESETS, TaskSpec
+from bedside.adapters.metrics import compute_metrics, primary_metric
 
 NER = PRESETS["ner"]
 RELATIONS = PRESETS["relations"]

@@ -24,19 +24,14 @@ from seqeval.metrics import recall_score as seq_recall
 from seqeval.scheme import IOB2
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from adapters.tasks import TaskKind, TaskSpec
-
-PRIMARY_METRICS = {
-    TaskKind.sequence: "auroc",
-    TaskKind.token: "entity_f1",
-    TaskKind.pair: "relation_f1",
-}
+from .kinds import strategy
+from .tasks import TaskSpec
 
 
 def primary_metric(task: TaskSpec) -> str:
     """The metric that picks the best epoch: ``auroc`` (sequence),
     ``entity_f1`` (token) or ``relation_f1`` (pair)."""
-    return PRIMARY_METRICS[task.kind]
+    return strategy(task.kind).primary_metric
 
 
 def compute_metrics(task: TaskSpec, gold, pred, scores=None) -> dict[str, float]:
@@ -60,11 +55,7 @@ def compute_metrics(task: TaskSpec, gold, pred, scores=None) -> dict[str, float]
         raise ValueError(f"{len(gold)} gold items but {len(pred)} predictions")
     if len(gold) == 0:
         raise ValueError("no examples to score")
-    if task.kind is TaskKind.sequence:
-        return sequence_metrics(task, gold, pred, scores)
-    if task.kind is TaskKind.token:
-        return token_metrics(task, gold, pred)
-    return pair_metrics(task, gold, pred)
+    return strategy(task.kind).metrics(task, gold, pred, scores)
 
 
 def _label_ids(task: TaskSpec, values: Sequence) -> np.ndarray:

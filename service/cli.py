@@ -12,7 +12,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from bedside.adapters.cli_settings import settings_flags
+
 from .server import SERVICE, WORKING_DIR, server_env, start_server, stop_server, wait_ready
+from .settings import ServiceSettings
 
 console = Console(stderr=True)
 
@@ -25,22 +28,23 @@ DEMO_TASKS = {
 }
 
 
-def serve(
-    port: int = typer.Option(3000, help="HTTP port"),
-    store: Optional[Path] = typer.Option(None, help="adapter store (else $BEDSIDE_STORE, else the default)"),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: $BEDSIDE_DEVICE, else auto)"),
-    backbone: Optional[str] = typer.Option(None, help="the shared base the adapters were trained on "
-                                           "(default: $BEDSIDE_BACKBONE, else embedded)"),
-    backend: Optional[str] = typer.Option(None, help="torch | onnx (default: $BEDSIDE_BACKEND, else torch)"),
-    onnx_variant: Optional[str] = typer.Option(None, help="onnx: auto (int8 on CPU, fp16 on CUDA) | fp32 | int8 "
-                                               "| fp16 (default: $BEDSIDE_ONNX_VARIANT, else auto)"),
-) -> None:
+@settings_flags(ServiceSettings)
+def serve(*, overrides: dict) -> None:
     """Serve every task's active adapter from the store (BentoML; Ctrl+C stops).
-    Flags override the BEDSIDE_* environment; unset flags leave it as it is."""
-    env = server_env(store=store or os.environ.get("BEDSIDE_STORE"), device=device, backbone=backbone,
-                     backend=backend, onnx_variant=onnx_variant)
+
+    Every setting is a flag here and a BEDSIDE_* variable for the server (docs/configuration.md);
+    a flag wins over the environment."""
+    from pydantic import ValidationError
+
+    try:
+        settings = ServiceSettings(**overrides)  # the flags checked together with the environment
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        raise typer.Exit(2) from None
+    env = server_env(**overrides)
     bentoml = Path(sys.executable).with_name("bentoml")
-    os.execve(bentoml, [str(bentoml), "serve", SERVICE, "--port", str(port), "--working-dir", str(WORKING_DIR)], env)
+    os.execve(bentoml, [str(bentoml), "serve", SERVICE, "--port", str(settings.port),
+                        "--working-dir", str(WORKING_DIR)], env)
 
 
 def _bedside(*args: str) -> None:

@@ -20,7 +20,7 @@ from bedside.adapters.artifact import Artifact, check_servable
 from bedside.adapters.backbones import Backbone
 from bedside.adapters.batch import Batch
 from bedside.adapters.interface import Slot
-from bedside.adapters.onnx.export import default_cache_dir, export_artifact
+from bedside.adapters.onnx.export import export_artifact
 from bedside.adapters.onnx.session import OnnxModel, provider_for, variant_for
 
 from .settings import ServiceSettings
@@ -35,7 +35,7 @@ class OnnxBackend:
         self.provider, options = provider_for(settings.device)
         self.variant = variant_for(settings.onnx_variant, self.provider)
         self.design = settings.onnx_design
-        self.cache = Path(settings.onnx_cache) if settings.onnx_cache else default_cache_dir()
+        self.cache = settings.onnx_cache_path()
         if self.design == "shared":
             from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
 

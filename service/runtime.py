@@ -42,7 +42,7 @@ class Runtime:
         # None: the registry's own check on a private copy of the base (the ONNX backend's
         # graphs may differ from torch in the last digit, the examples were written by torch).
         check = self.swaps.check_on_served if self.backend.checks_on_served_model else None
-        self.registry = Registry(settings.store, backbone=self.backbone, smoke=check)
+        self.registry = Registry(settings.store_path(), backbone=self.backbone, smoke=check)
         self._poller: threading.Thread | None = None
         self.started = False
 

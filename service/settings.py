@@ -5,15 +5,20 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from bedside.adapters.settings import PathSettings
 
 SERVICE_VERSION = "0.1.0"
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(PathSettings):
+    """``bedside serve`` takes every field as a flag (``--max-batch-rows 64``); the server
+    process reads them from ``BEDSIDE_*`` (``BEDSIDE_MAX_BATCH_ROWS=64``)."""
+
     model_config = SettingsConfigDict(env_prefix="BEDSIDE_", extra="ignore")
 
-    store: Path | None = Field(None, description="adapter store (else the registry's default)")
+    port: int = Field(3000, ge=1, le=65535, description="HTTP port")
     backbone: str = Field("embedded", description="shared base: embedded, a folder or a hub id")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     backend: Literal["torch", "onnx"] = Field("torch", description="inference backend: torch or onnx "
@@ -25,7 +30,6 @@ class ServiceSettings(BaseSettings):
         "shared (one encoder graph, LoRA weights as inputs)")
     onnx_shared_targets: str = Field("query,key,value", description="shared design: the Linear layers whose "
                                      "LoRA weights are graph inputs")
-    onnx_cache: Path | None = Field(None, description="exported graphs (default: ~/.cache/bedside/onnx)")
     lora_path: Literal["bank", "peft"] = Field(
         "bank", description="how LoRA runs: bank (one pass per layer for mixed batches) "
         "or peft (PEFT's per-adapter loop)")
@@ -45,10 +49,10 @@ class ServiceSettings(BaseSettings):
     poll_interval_s: float = Field(2.0, gt=0, description="how often the store is checked for activations")
     resident_cap: int = Field(4, ge=0, description="inactive versions kept loaded (LRU)")
 
-    predict_tokens: str = Field("", description="comma-separated bearer tokens for /predict (empty: open)")
-    admin_tokens: str = Field("", description="comma-separated bearer tokens for /admin (empty: admin off)")
-    predict_tokens_file: Path | None = None
-    admin_tokens_file: Path | None = None
+    predict_tokens: str = Field("", description="comma-separated bearer tokens for /predict (empty: open); as a flag it shows in the process list: prefer the environment or a tokens file")
+    admin_tokens: str = Field("", description="comma-separated bearer tokens for /admin (empty: admin off); prefer the environment or a tokens file")
+    predict_tokens_file: Path | None = Field(None, description="file of /predict tokens (comma- or newline-separated), added to predict_tokens")
+    admin_tokens_file: Path | None = Field(None, description="file of /admin tokens (comma- or newline-separated), added to admin_tokens")
     max_upload_bytes: int = Field(512 << 20, ge=1024, description="admin upload limit")
 
     def tokens(self, role: str) -> frozenset[str]:

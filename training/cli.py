@@ -10,9 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bedside.adapters.artifact import ArtifactError, Method
+from bedside.adapters.artifact import ArtifactError
 from bedside.adapters.backbones import BackboneError
+from bedside.adapters.cli_settings import settings_flags
 from bedside.adapters.tasks import resolve_task
+
+from .settings import TrainSettings
 
 console = Console(stderr=True)
 
@@ -31,45 +34,29 @@ def _print_metrics(title: str, metrics: dict, cost: dict | None = None) -> None:
     Console().print(table)
 
 
+@settings_flags(TrainSettings)
 def train(
     task: str = typer.Option(..., help="mortality, length_of_stay, ner, relations, or a task spec file"),
     data: Path = typer.Option(..., exists=True, help="data file or folder"),
     out: Path = typer.Option(..., help="run folder: artifact/ (the adapter), metrics.json, log.csv"),
     format: Optional[str] = typer.Option(None, help="mimic-csv | i2b2 | conll | re-tsv | csv | jsonl (inferred)"),
-    method: Method = typer.Option(Method.lora, help="lora | ia3 | full | prompt | prefix"),
     backbone: str = typer.Option("embedded", help="embedded, embedded:layers=K, a folder or a hub id"),
-    recipe: str = typer.Option("paper", help="paper (r=8, alpha 8, query/key/value, lr 3e-4, 5 epochs) | bedside "
-                               "(r=16, alpha 32, every Linear, lr 1e-3, 3 epochs); explicit flags win"),
-    rank: Optional[int] = typer.Option(None, help="LoRA rank (default: the recipe's)"),
-    alpha: Optional[float] = typer.Option(None, help="LoRA alpha (default: the recipe's)"),
-    dropout: float = typer.Option(0.1, help="LoRA dropout"),
-    target_modules: Optional[str] = typer.Option(None, help="comma-separated module names (default: the recipe's)"),
-    lr: Optional[float] = typer.Option(None, help="learning rate (default: the recipe's for PEFT, 3e-5 full)"),
-    epochs: Optional[int] = typer.Option(None, help="default: the recipe's"),
-    batch_size: int = typer.Option(32),
-    max_length: int = typer.Option(128, help="token limit per input"),
-    seed: int = typer.Option(0),
-    few_shot: Optional[int] = typer.Option(None, help="examples per class"),
-    time_budget: Optional[float] = typer.Option(None, help="seconds of training at most"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (GPU)"),
     label_map: Optional[Path] = typer.Option(None, help="CSV/JSON mapping raw labels to task labels"),
     name: Optional[str] = typer.Option(None, help="adapter name in the manifest"),
+    *,
+    overrides: dict,
 ) -> None:
-    """Fine-tune an adapter and write its artifact (plus metrics.json and log.csv)."""
+    """Fine-tune an adapter and write its artifact (plus metrics.json and log.csv).
+
+    Every training setting is a flag; a recipe (--recipe) fills what is not given."""
     from pydantic import ValidationError
 
     from .loaders import DataError, load_dataset
-    from .settings import TrainSettings
     from .trainer import train as run
 
     try:
         spec = resolve_task(task)
-        targets = tuple(t.strip() for t in target_modules.split(",") if t.strip()) if target_modules else None
-        settings = TrainSettings(recipe=recipe, method=method, rank=rank, alpha=alpha, dropout=dropout,
-                                 target_modules=targets,
-                                 lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length, seed=seed,
-                                 few_shot=few_shot, time_budget=time_budget, device=device, precision=precision)
+        settings = TrainSettings(**overrides)
         options = {"label_map": str(label_map)} if label_map else {}
         with warnings.catch_warnings(record=True):  # notes are printed below instead
             warnings.simplefilter("always")

@@ -9,9 +9,18 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from bedside.adapters.cli_settings import settings_flags
+
+from .settings import TrainSettings
+
 console = Console(stderr=True)
 
 
+# A benchmark's defaults where they differ from a training run's: one epoch, on the CPU.
+BENCH_DEFAULTS = {"epochs": 1, "device": "cpu"}
+
+
+@settings_flags(TrainSettings, skip=("seed",))
 def train_bench(
     task: str = typer.Option(..., help="a token task: ner or a task spec file (e.g. bc5cdr labels)"),
     data: Path = typer.Option(..., exists=True, help="data file or folder"),
@@ -19,17 +28,13 @@ def train_bench(
     backbone: str = typer.Option("embedded"),
     limit: Optional[int] = typer.Option(None, help="first N training examples only"),
     limit_eval: Optional[int] = typer.Option(None, help="first N val and test examples only"),
-    rank: int = typer.Option(8),
-    alpha: float = typer.Option(8),
-    target_modules: str = typer.Option("query,key,value"),
-    lr: float = typer.Option(3e-4),
-    epochs: int = typer.Option(1),
-    batch_size: int = typer.Option(32),
-    max_length: int = typer.Option(128),
     seeds: str = typer.Option("0", help="comma-separated seeds; each seed trains both sides, figures are means"),
     out: Optional[Path] = typer.Option(None, help="results folder (default: bench-results/<time>)"),
+    *,
+    overrides: dict,
 ) -> None:
-    """Same LoRA run with each trainer, once per seed; means, spreads and per-seed figures saved."""
+    """Same LoRA run with each trainer, once per seed; means, spreads and per-seed figures saved.
+    Training flags as for ``bedside train`` (here one epoch on the CPU unless given)."""
     import statistics
     import tempfile
 
@@ -39,7 +44,6 @@ def train_bench(
 
     from .hf_baseline import BASELINE_KINDS, train_hf
     from .loaders import load_dataset
-    from .settings import TrainSettings
     from .trainer import train
 
     spec = resolve_task(task)
@@ -55,8 +59,7 @@ def train_bench(
     if not seed_list:
         console.print("[red]error:[/red] --seeds is empty")
         raise typer.Exit(2)
-    base = TrainSettings(rank=rank, alpha=alpha, target_modules=tuple(t.strip() for t in target_modules.split(",")),
-                         lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length, device="cpu")
+    base = TrainSettings(**{**BENCH_DEFAULTS, **overrides})
     splits = load_dataset(data, spec, format)
     splits = {"train": splits["train"][:limit], "val": splits["val"][:limit_eval], "test": splits["test"][:limit_eval]}
     console.print(f"{spec.name}: train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}")

@@ -15,6 +15,7 @@ from bedside.adapters.artifact import Method
 
 PAPER_TARGETS = ("query", "key", "value")
 ALL_LINEAR = ("query", "key", "value", "dense")  # "dense": attention output, FFN in and out (BERT names)
+BY_RECIPE = {"cli_default": "the recipe's"}  # shown in --help: the recipe fills these when unset
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"rank": 8, "alpha": 8, "target_modules": PAPER_TARGETS, "peft_lr": 3e-4, "epochs": 5},
     "bedside": {"rank": 16, "alpha": 32, "target_modules": ALL_LINEAR, "peft_lr": 1e-3, "epochs": 3},
@@ -24,26 +25,29 @@ RECIPES: dict[str, dict[str, Any]] = {
 class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    recipe: Literal["paper", "bedside"] = "paper"
-    method: Method = Method.lora
-    rank: int = Field(8, ge=1, le=512, description="LoRA rank r")
-    alpha: float = Field(8, gt=0, description="LoRA scaling alpha")
+    recipe: Literal["paper", "bedside"] = Field(
+        "paper", description="fills rank, alpha, target modules, learning rate and epochs where they are not "
+        "given: paper (r=8, alpha 8, query/key/value, lr 3e-4, 5 epochs) or bedside (r=16, alpha 32, every "
+        "Linear, lr 1e-3, 3 epochs)")
+    method: Method = Field(Method.lora, description="what is trained: lora, ia3, full fine-tuning, prompt or prefix tuning")
+    rank: int = Field(8, ge=1, le=512, description="LoRA rank r", json_schema_extra=BY_RECIPE)
+    alpha: float = Field(8, gt=0, description="LoRA scaling alpha", json_schema_extra=BY_RECIPE)
     dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
-    target_modules: tuple[str, ...] = Field(PAPER_TARGETS, description="module names LoRA/IA3 wrap")
+    target_modules: tuple[str, ...] = Field(PAPER_TARGETS, description="module names LoRA/IA3 wrap", json_schema_extra=BY_RECIPE)
     num_virtual_tokens: int = Field(20, ge=1, le=512, description="prompt/prefix tuning length")
-    lr: float | None = Field(None, gt=0, description="learning rate; default: the recipe's (PEFT) or 3e-5 (full)")
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(32, ge=1)
-    eval_batch_size: int = Field(64, ge=1)
-    max_length: int = Field(128, ge=8, le=8192)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    seed: int = 0
+    lr: float | None = Field(None, gt=0, description="learning rate", json_schema_extra={"cli_default": "the recipe's (PEFT) or 3e-5 (full)"})
+    epochs: int = Field(5, ge=1, description="passes over the training split", json_schema_extra=BY_RECIPE)
+    batch_size: int = Field(32, ge=1, description="training examples per optimiser step")
+    eval_batch_size: int = Field(64, ge=1, description="examples per forward when scoring")
+    max_length: int = Field(128, ge=8, le=8192, description="token limit per input (the adapter serves with it)")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (none on biases and LayerNorm)")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="share of steps with a linear learning-rate warm-up")
+    seed: int = Field(0, description="seed for initialisation, shuffling and few-shot sampling")
     few_shot: int | None = Field(None, ge=1, description="examples per class")
     time_budget: float | None = Field(None, gt=0, description="stop training after this many seconds")
-    device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    head_dropout: float = Field(0.1, ge=0, lt=1)
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="autocast precision (bf16 and fp16 need a GPU)")
+    head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout before the task head")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping (transformers' Trainer default)")
 
     @model_validator(mode="before")

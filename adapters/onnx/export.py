@@ -29,6 +29,7 @@ from ..bank import lora_weights
 from ..encoding import EncodedRow
 from ..heads import Head
 from ..kinds import strategy
+from ..settings import PathSettings
 from ..tasks import TaskKind
 
 EXPORT_FORMAT = "bedside-onnx/3"  # bump when the graph layout changes: old caches stop matching
@@ -177,9 +178,8 @@ def cache_key(artifact_path: str | Path, backbone_fingerprint: str, variant: str
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("BEDSIDE_ONNX_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bedside", "onnx")
-    return Path(root)
+    """``$BEDSIDE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/bedside/onnx``, else ``~/.cache/bedside/onnx``."""
+    return PathSettings().onnx_cache_path()
 
 
 @dataclass

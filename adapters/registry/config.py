@@ -6,15 +6,12 @@ import os
 import socket
 from pathlib import Path
 
-STORE_ENV = "BEDSIDE_STORE"
+from ..settings import PathSettings
 
 
 def default_store() -> Path:
     """``$BEDSIDE_STORE``, else ``$XDG_DATA_HOME/bedside/store``, else ``~/.local/share/bedside/store``."""
-    if os.environ.get(STORE_ENV):
-        return Path(os.environ[STORE_ENV]).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home).expanduser() / "bedside" / "store"
+    return PathSettings().store_path()
 
 
 def resolve_store(path: str | Path | None) -> Path:

@@ -20,10 +20,7 @@ END = "<!-- settings-table:end -->"
 
 # Meanings for fields that carry no description in the model. A field listed here that gains a
 # description fails the test (the model's own text wins; remove the entry).
-FALLBACK_MEANINGS = {
-    "predict_tokens_file": "file of /predict tokens (comma- or newline-separated), added to predict_tokens",
-    "admin_tokens_file": "file of /admin tokens (comma- or newline-separated), added to admin_tokens",
-}
+FALLBACK_MEANINGS: dict[str, str] = {}
 
 
 def serve_flags() -> dict[str, str]:

@@ -10,11 +10,12 @@ examples.json               smoke inputs with the predictions they gave at save 
 README.md                   model card
 ```
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -83,7 +84,7 @@ class Manifest(BaseModel):
     total_params: int | None = None
     training: dict[str, Any] = Field(default_factory=dict)
     data_hash: str | None = None
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     created_by: str = "bedside"
 
     def check_consistent(self) -> None:
@@ -111,8 +112,12 @@ class Artifact:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def build_head(self):
-        head = build_head(self.manifest.head.kind, self.manifest.base.hidden_size, self.manifest.head.num_labels,
-                          self.manifest.head.dropout)
+        head = build_head(
+            self.manifest.head.kind,
+            self.manifest.base.hidden_size,
+            self.manifest.head.num_labels,
+            self.manifest.head.dropout,
+        )
         try:
             head.load_state_dict(self.head_state, strict=True)
         except RuntimeError as exc:
@@ -167,8 +172,14 @@ def save_artifact(
     return out
 
 
-def save_from_model(out_dir: str | Path, model, slot_name: str, manifest: Manifest,
-                    examples: list[dict[str, Any]] | None = None, with_encoder: bool = False) -> Path:
+def save_from_model(
+    out_dir: str | Path,
+    model,
+    slot_name: str,
+    manifest: Manifest,
+    examples: list[dict[str, Any]] | None = None,
+    with_encoder: bool = False,
+) -> Path:
     """Save one slot of a :class:`~adapters.multi.MultiAdapterModel` as an artifact
     (``with_encoder``: also the whole encoder, for full fine-tuning)."""
     slot = model.slots[slot_name]
@@ -177,8 +188,7 @@ def save_from_model(out_dir: str | Path, model, slot_name: str, manifest: Manife
         peft_config = model.peft.peft_config[slot.peft_name]
         peft_state = get_peft_model_state_dict(model.peft, adapter_name=slot.peft_name)
     encoder_state = model.backbone.encoder.state_dict() if with_encoder else None
-    return save_artifact(out_dir, manifest, slot.head.state_dict(), peft_config, peft_state, encoder_state,
-                         examples)
+    return save_artifact(out_dir, manifest, slot.head.state_dict(), peft_config, peft_state, encoder_state, examples)
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -301,8 +311,9 @@ def check_base(manifest: Manifest, fingerprint: str, base_name: str = "") -> Non
 
 def check_servable(manifest: Manifest) -> None:
     if not manifest.servable:
-        raise ArtifactError(f"adapter {manifest.name!r} is not servable on the shared base: "
-                            f"{manifest.not_servable_reason}")
+        raise ArtifactError(
+            f"adapter {manifest.name!r} is not servable on the shared base: {manifest.not_servable_reason}"
+        )
 
 
 def attach(model, artifact: Artifact, name: str | None = None):
@@ -341,6 +352,12 @@ def build_model(artifact: Artifact, backbone, name: str | None = None):
         except RuntimeError as exc:
             raise ArtifactError(f"encoder weights do not fit the base: {exc}") from None
     model = MultiAdapterModel(backbone)
-    model.add_adapter(name or m.name, m.task, artifact.build_head(), peft_config=artifact.peft_config,
-                      peft_state=artifact.peft_state, max_length=m.max_length)
+    model.add_adapter(
+        name or m.name,
+        m.task,
+        artifact.build_head(),
+        peft_config=artifact.peft_config,
+        peft_state=artifact.peft_state,
+        max_length=m.max_length,
+    )
     return model.eval()

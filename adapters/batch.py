@@ -6,6 +6,7 @@ banked LoRA layers, PEFT's per-row names, the ONNX runners and the heads all rea
 same runs, so nothing regroups the rows again (as lorax passes ``AdapterBatchMetadata``
 into ``forward``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence

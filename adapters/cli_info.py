@@ -1,4 +1,5 @@
 """``bedside info``: what base model and tasks this installation knows."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,10 @@ def backbone(spec: str = typer.Argument("embedded", help="embedded, embedded:lay
     from .backbones import load_backbone
 
     b = load_backbone(spec)
-    console.print(f"name:        {b.name}\nparameters:  {b.num_parameters():,}\n"
-                  f"hidden size: {b.hidden_size}\nfingerprint: {b.fingerprint}")
+    console.print(
+        f"name:        {b.name}\nparameters:  {b.num_parameters():,}\n"
+        f"hidden size: {b.hidden_size}\nfingerprint: {b.fingerprint}"
+    )
 
 
 @app.command("artifact")
@@ -43,5 +46,5 @@ def artifact(path: Path = typer.Argument(..., exists=True, file_okay=False)) -> 
         art = load_artifact(path)
     except ArtifactError as exc:
         console.print(f"[red]invalid artifact:[/red] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     console.print_json(art.manifest.model_dump_json())

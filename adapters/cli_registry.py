@@ -5,13 +5,15 @@ Every command takes ``--store`` (default: ``$BEDSIDE_STORE``, else
 (default ``$USER@hostname``) for the audit log. Errors print one line
 ``error [code]: message`` and exit 1; no tracebacks.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -19,13 +21,20 @@ from rich.table import Table
 
 from .registry import Registry, RegistryError, default_actor, resolve_store
 
-app = typer.Typer(help="Adapter registry: push, activate, roll back and verify adapter versions.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Adapter registry: push, activate, roll back and verify adapter versions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 STORE = typer.Option(None, "--store", help="Store folder (default: $BEDSIDE_STORE, else ~/.local/share/bedside/store).")
 ACTOR = typer.Option(None, "--actor", help="Who acts, for the audit log (default: $USER@hostname).")
-BASE = typer.Option(None, "--base", help="Served backbone (embedded, embedded:layers=K, a folder): "
-                    "enables shape checks against it and the smoke prediction.")
+BASE = typer.Option(
+    None,
+    "--base",
+    help="Served backbone (embedded, embedded:layers=K, a folder): "
+    "enables shape checks against it and the smoke prediction.",
+)
 
 
 def _console() -> Console:
@@ -69,7 +78,9 @@ def push(
     folder: Path = typer.Argument(..., help="Artifact folder (not an archive)."),
     task: Optional[str] = typer.Option(None, "--task", help="Registry task (default: the manifest's task)."),
     activate: bool = typer.Option(False, "--activate", help="Activate the new version after its smoke test."),
-    store: Optional[Path] = STORE, actor: Optional[str] = ACTOR, base: Optional[str] = BASE,
+    store: Optional[Path] = STORE,
+    actor: Optional[str] = ACTOR,
+    base: Optional[str] = BASE,
 ) -> None:
     """Validate an artifact folder and store it as the task's next version."""
     with _errors():
@@ -81,7 +92,8 @@ def push(
 @app.command("list")
 def list_versions(
     task: Optional[str] = typer.Argument(None, help="Only this task."),
-    store: Optional[Path] = STORE, actor: Optional[str] = ACTOR,
+    store: Optional[Path] = STORE,
+    actor: Optional[str] = ACTOR,
 ) -> None:
     """All stored versions: task, version, active, method, primary metric, sha256, created."""
     with _errors():
@@ -92,16 +104,24 @@ def list_versions(
     table = Table("task", "version", "active", "method", "metric", "sha256", "created")
     for i in infos:
         metric = i.primary_metric()
-        table.add_row(i.task, i.version, "*" if i.active else "", i.method,
-                      f"{metric[0]}={metric[1]:.4f}" if metric else "-", i.sha256[:12],
-                      i.created_at.strftime("%Y-%m-%d %H:%M") if i.created_at else "-")
+        table.add_row(
+            i.task,
+            i.version,
+            "*" if i.active else "",
+            i.method,
+            f"{metric[0]}={metric[1]:.4f}" if metric else "-",
+            i.sha256[:12],
+            i.created_at.strftime("%Y-%m-%d %H:%M") if i.created_at else "-",
+        )
     _console().print(table)
 
 
 @app.command("show")
 def show(
-    task: str = typer.Argument(...), version: Optional[str] = typer.Argument(None, help="Default: the active one."),
-    store: Optional[Path] = STORE, actor: Optional[str] = ACTOR,
+    task: str = typer.Argument(...),
+    version: Optional[str] = typer.Argument(None, help="Default: the active one."),
+    store: Optional[Path] = STORE,
+    actor: Optional[str] = ACTOR,
 ) -> None:
     """One version's record: hashes, manifest summary, where its files are."""
     with _errors():
@@ -110,10 +130,14 @@ def show(
     lines = [
         f"task:      {i.task} ({i.task_kind}; labels {', '.join(i.labels)})",
         f"version:   {i.version}{' (active)' if i.active else ''}",
-        f"name:      {i.name}", f"method:    {i.method}", f"metrics:   {metrics}",
+        f"name:      {i.name}",
+        f"method:    {i.method}",
+        f"metrics:   {metrics}",
         f"servable:  {'yes' if i.servable else 'no: ' + str(i.not_servable_reason)}",
         f"base:      {i.base_name} ({i.base_fingerprint[:19]}…)",
-        f"sha256:    {i.sha256}", f"created:   {i.created_at}", f"pushed:    {i.pushed_at} by {i.pushed_by}",
+        f"sha256:    {i.sha256}",
+        f"created:   {i.created_at}",
+        f"pushed:    {i.pushed_at} by {i.pushed_by}",
         f"path:      {i.path}",
     ] + [f"  {name:<28} {sha[:12]}" for name, sha in sorted(i.files.items())]
     typer.echo("\n".join(lines))
@@ -121,8 +145,11 @@ def show(
 
 @app.command("activate")
 def activate(
-    task: str = typer.Argument(...), version: str = typer.Argument(...),
-    store: Optional[Path] = STORE, actor: Optional[str] = ACTOR, base: Optional[str] = BASE,
+    task: str = typer.Argument(...),
+    version: str = typer.Argument(...),
+    store: Optional[Path] = STORE,
+    actor: Optional[str] = ACTOR,
+    base: Optional[str] = BASE,
 ) -> None:
     """Smoke-test a version and make it the task's active one.
 
@@ -142,8 +169,10 @@ def rollback(task: str = typer.Argument(...), store: Optional[Path] = STORE, act
 
 @app.command("delete")
 def delete(
-    task: str = typer.Argument(...), version: str = typer.Argument(...),
-    store: Optional[Path] = STORE, actor: Optional[str] = ACTOR,
+    task: str = typer.Argument(...),
+    version: str = typer.Argument(...),
+    store: Optional[Path] = STORE,
+    actor: Optional[str] = ACTOR,
 ) -> None:
     """Delete a version that is not active (its number is never reused)."""
     with _errors():

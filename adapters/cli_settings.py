@@ -5,6 +5,7 @@ decorated with :func:`settings_flags` gets every field as an option and receives
 the user gave as ``overrides`` (unset flags are left out, so the model's defaults, recipes
 and environment variables still apply).
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,8 +60,9 @@ def _option(name: str, field: FieldInfo) -> tuple[Any, Any]:
     kind, nullable = _unwrap(field.annotation)
     help_text = _describe(field, kind, nullable)
     if kind is bool:
-        return Optional[bool], typer.Option(None, f"{flag_name(name)}/--no-{name.replace('_', '-')}", help=help_text,
-                                            show_default=False)
+        return Optional[bool], typer.Option(
+            None, f"{flag_name(name)}/--no-{name.replace('_', '-')}", help=help_text, show_default=False
+        )
     if isinstance(kind, type) and issubclass(kind, Enum):
         cli_type: Any = kind
     elif kind in (int, float, Path) and not (nullable and field.default is not None):
@@ -95,8 +97,9 @@ def settings_flags(model: type[BaseModel], skip: tuple[str, ...] = ()) -> Callab
         added = []
         for name, info in fields.items():
             annotation, default = _option(name, info)
-            added.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                           annotation=annotation))
+            added.append(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            )
 
         @functools.wraps(command)
         def wrapper(**kwargs: Any) -> Any:

@@ -3,6 +3,7 @@
 Every consumer (the service, evaluation, smoke checks, benchmarks) reads model output
 through these functions, called by the task kinds' strategies (:mod:`.kinds`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,13 @@ class Entity:
     score: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "type": self.type, "start": self.start, "end": self.end,
-                "score": round(self.score, 6)}
+        return {
+            "text": self.text,
+            "type": self.type,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 6),
+        }
 
 
 def softmax(logits: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -44,8 +50,9 @@ def label_output(task: TaskSpec, logits: torch.Tensor) -> dict[str, Any]:
     return {"label": task.labels[best], "probabilities": dict(zip(task.labels, probs))}
 
 
-def word_tags(task: TaskSpec, logits: torch.Tensor, n_words: int,
-              word_index: list[int] | None = None) -> tuple[list[str], list[float]]:
+def word_tags(
+    task: TaskSpec, logits: torch.Tensor, n_words: int, word_index: list[int] | None = None
+) -> tuple[list[str], list[float]]:
     """Token tasks: one tag and its probability per word (words cut by truncation, or
     without any token, get 'O'). ``word_index``: the word of each logits row (default: in order)."""
     probs = softmax(logits)

@@ -5,13 +5,13 @@ of token ids plus what its head needs: nothing for sequence tasks, the first
 sub-token of each word for token tasks, and the positions of the two entity
 markers for pair tasks.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
 import numpy as np
-
 from transformers import PreTrainedTokenizerBase
 
 from .examples import Example, Span
@@ -82,12 +82,13 @@ class Encoder:
 
         return strategy(self.task.kind).encode(self, example)
 
-    def with_limits(self, max_length: int | None = None, truncate: bool | None = None) -> "Encoder":
+    def with_limits(self, max_length: int | None = None, truncate: bool | None = None) -> Encoder:
         """The same tokenisation with other limits (per-request options never change a shared encoder)."""
         if (max_length is None or max_length == self.max_length) and (truncate is None or truncate == self.truncate):
             return self
-        return Encoder(self.tokenizer, self.task, max_length or self.max_length,
-                       self.truncate if truncate is None else truncate)
+        return Encoder(
+            self.tokenizer, self.task, max_length or self.max_length, self.truncate if truncate is None else truncate
+        )
 
     def encode_text(self, text: str, label: str | None = None) -> EncodedRow:
         ids = self._ids(text)
@@ -185,8 +186,12 @@ def mark_entities(text: str, head: Span, tail: Span) -> tuple[str, int, int]:
     if not (head.end <= tail.start or tail.end <= head.start):
         raise ValueError("head and tail entities overlap")
     inserts = sorted(
-        [(head.start, HEAD_MARKERS[0] + " ", "head"), (head.end, " " + HEAD_MARKERS[1], None),
-         (tail.start, TAIL_MARKERS[0] + " ", "tail"), (tail.end, " " + TAIL_MARKERS[1], None)],
+        [
+            (head.start, HEAD_MARKERS[0] + " ", "head"),
+            (head.end, " " + HEAD_MARKERS[1], None),
+            (tail.start, TAIL_MARKERS[0] + " ", "tail"),
+            (tail.end, " " + TAIL_MARKERS[1], None),
+        ],
         key=lambda item: (item[0], item[2] is not None),  # a closing marker before an opening one
     )
     pieces, offsets, cursor, length = [], {}, 0, 0

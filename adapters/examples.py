@@ -4,6 +4,7 @@ Every loader turns its file format into one of these three shapes; the encoder
 code in :mod:`adapters.encoding` turns them into model inputs. Labels are
 strings; a task's label map turns them into indices.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -6,6 +6,7 @@ concatenates the states at the two entity markers. A head's extra inputs (the pa
 head's marker positions) come from the rows through :meth:`Head.extra`, so the same
 module runs in torch, in a traced ONNX graph and beside an ONNX encoder.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -6,6 +6,7 @@ The torch composition (:class:`~.multi.MultiAdapterModel`) and the ONNX runners
 ONNX backends are InferenceBackends (as text-embeddings-inference's ``Backend`` trait).
 A new backend implements these few methods and nothing else changes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -84,8 +85,9 @@ def predict_rows(model: AdapterModel, rows: Sequence[EncodedRow], slots: Sequenc
     return batch.restore(model.run(batch))
 
 
-def head_logits(slots: Mapping[str, Slot], batch: Batch, hidden: torch.Tensor,
-                mask: torch.Tensor) -> list[torch.Tensor]:
+def head_logits(
+    slots: Mapping[str, Slot], batch: Batch, hidden: torch.Tensor, mask: torch.Tensor
+) -> list[torch.Tensor]:
     """Each run of the batch through its adapter's head: logits per row, in batch order."""
     outputs: list[torch.Tensor] = []
     for run, rows in batch.run_rows():

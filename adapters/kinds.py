@@ -6,6 +6,7 @@ and (pair tasks) which entity pairs are candidates. The rest of bedside is kind-
 it asks :func:`strategy` (as PEFT's ``LoraVariant`` classes replace branches in ``forward``).
 A new kind is a subclass here plus a :class:`~.tasks.TaskKind` member.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -76,8 +77,9 @@ class KindStrategy:
     def metrics(self, task: TaskSpec, gold, pred, scores=None) -> dict[str, float]:
         raise NotImplementedError
 
-    def score(self, task: TaskSpec, gold: list, rows: Sequence[EncodedRow],
-              logits: Sequence[torch.Tensor]) -> tuple[dict[str, float], list]:
+    def score(
+        self, task: TaskSpec, gold: list, rows: Sequence[EncodedRow], logits: Sequence[torch.Tensor]
+    ) -> tuple[dict[str, float], list]:
         """Metrics of the model's logits against gold labels, and the predictions scored."""
         pred = self.predictions(task, rows, logits)
         return self.metrics(task, gold, pred), pred
@@ -178,11 +180,15 @@ class PairKind(KindStrategy):
     primary_metric = "relation_f1"
     request_field = "items"
     request_hint = "a pair task takes 'items' ({text, head, tail})"
-    builtin_input = {"text": "aspirin was given for chest pain", "head": {"start": 0, "end": 7},
-                     "tail": {"start": 22, "end": 32}}
+    builtin_input = {
+        "text": "aspirin was given for chest pain",
+        "head": {"start": 0, "end": 7},
+        "tail": {"start": 22, "end": 32},
+    }
     # i2b2 2010: which entity types form a candidate pair, as (head, tail) types.
     CANDIDATE_TYPES: ClassVar[frozenset[tuple[str, str]]] = frozenset(
-        {("treatment", "problem"), ("test", "problem"), ("problem", "problem")})
+        {("treatment", "problem"), ("test", "problem"), ("problem", "problem")}
+    )
 
     def _encode(self, encoder, example):
         return encoder.encode_pair(example.text, example.head, example.tail, example.label)
@@ -191,8 +197,11 @@ class PairKind(KindStrategy):
         return encoder.encode_pair(item["text"], as_span(item["head"]), as_span(item["tail"])), None
 
     def request_item(self, example):
-        return {"text": example.text, "head": {"start": example.head.start, "end": example.head.end},
-                "tail": {"start": example.tail.start, "end": example.tail.end}}
+        return {
+            "text": example.text,
+            "head": {"start": example.head.start, "end": example.head.end},
+            "tail": {"start": example.tail.start, "end": example.tail.end},
+        }
 
     def metrics(self, task, gold, pred, scores=None):
         from .metrics import pair_metrics

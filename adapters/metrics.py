@@ -10,14 +10,15 @@
 AUROC needs both classes in the gold labels; when it is undefined (or no
 scores are given) the ``auroc`` key is left out rather than set to NaN.
 """
+
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from seqeval.metrics import classification_report
 from seqeval.metrics import accuracy_score as seq_accuracy
+from seqeval.metrics import classification_report
 from seqeval.metrics import f1_score as seq_f1
 from seqeval.metrics import precision_score as seq_precision
 from seqeval.metrics import recall_score as seq_recall
@@ -117,8 +118,7 @@ def token_metrics(task: TaskSpec, gold, pred) -> dict[str, float]:
     with warnings.catch_warnings():  # seqeval averages an empty slice when no entity is valid
         warnings.simplefilter("ignore", RuntimeWarning)
         report = classification_report(gold, pred, output_dict=True, **strict)
-    per_type = {name: float(row["f1-score"]) for name, row in report.items()
-                if not name.endswith(" avg")}
+    per_type = {name: float(row["f1-score"]) for name, row in report.items() if not name.endswith(" avg")}
     # Macro over the types seen in gold or predictions (seqeval's macro, without its
     # NaN when there are none).
     metrics["entity_f1_macro"] = float(np.mean(list(per_type.values()))) if per_type else 0.0
@@ -139,12 +139,9 @@ def pair_metrics(task: TaskSpec, gold, pred) -> dict[str, float]:
             ("relation_f1", f1_score),
         ):
             metrics[key] = float(fn(g, p, labels=relations, average="micro", zero_division=0))
-        metrics["relation_f1_macro"] = float(
-            f1_score(g, p, labels=relations, average="macro", zero_division=0)
-        )
+        metrics["relation_f1_macro"] = float(f1_score(g, p, labels=relations, average="macro", zero_division=0))
     else:  # only the negative label anywhere: no relation to find or to get right
-        metrics.update(relation_precision=0.0, relation_recall=0.0, relation_f1=0.0,
-                       relation_f1_macro=0.0)
+        metrics.update(relation_precision=0.0, relation_recall=0.0, relation_f1=0.0, relation_f1_macro=0.0)
     metrics["f1_micro"] = float(f1_score(g, p, average="micro", zero_division=0))
     metrics["f1_macro"] = float(f1_score(g, p, average="macro", zero_division=0))
     metrics["accuracy"] = float(accuracy_score(g, p))

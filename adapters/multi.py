@@ -6,6 +6,7 @@ once (PEFT's per-row ``adapter_names``, or the LoRA bank's runs) and each run's 
 states go to its adapter's head. Training uses the same class with one adapter in train
 mode, so what is trained is exactly what is served.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -146,7 +147,7 @@ class MultiAdapterModel(nn.Module):
             out = self.encoder_model(input_ids=ids, attention_mask=mask, adapter_names=names)
         hidden = out.last_hidden_state
         # Prompt tuning prepends virtual tokens: keep the positions of the real ones.
-        return hidden[:, hidden.size(1) - ids.size(1):], mask
+        return hidden[:, hidden.size(1) - ids.size(1) :], mask
 
     def hidden_states(self, rows: Sequence[EncodedRow], names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states of rows in the given order (each row through its own adapter)."""

@@ -5,6 +5,7 @@ any :class:`~adapters.interface.AdapterModel` and decodes the logits, each step 
 task kind's strategy (:mod:`.kinds`). Per-request limits are constructor arguments: a
 predictor never changes the slot it reads.
 """
+
 from __future__ import annotations
 
 from typing import Any

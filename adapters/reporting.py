@@ -1,16 +1,17 @@
 """Benchmark and study figures: JSON, a Markdown table and PNG plots, with the machine recorded."""
+
 from __future__ import annotations
 
 import json
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def machine() -> dict:
@@ -18,12 +19,20 @@ def machine() -> dict:
     import torch
     import transformers
 
-    info = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "transformers": transformers.__version__,
-            "peft": peft.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    info = {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     try:
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
+        with open("/proc/cpuinfo") as cpuinfo:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
     except (OSError, StopIteration):
         pass
     return info
@@ -38,26 +47,35 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write(out: Path, part: str, rows: list[dict], columns: list[str], settings: dict, plots=(),
-          summary: dict | None = None) -> Path:
+def write(
+    out: Path, part: str, rows: list[dict], columns: list[str], settings: dict, plots=(), summary: dict | None = None
+) -> Path:
     """``summary`` (optional): headline figures, saved in the JSON and listed above the table."""
     out.mkdir(parents=True, exist_ok=True)
     payload = {"part": part, "machine": machine(), "settings": settings, "results": rows}
     if summary is not None:
         payload["summary"] = summary
     (out / f"{part}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    head = "".join(f"- {k}: {v:.4g}\n" if isinstance(v, float) else f"- {k}: {v}\n"
-                   for k, v in (summary or {}).items() if len(str(v)) < 200)  # long ones: JSON only
-    md = f"## {part}\n\n" + (head + "\n" if head else "") + markdown_table(rows, columns) \
+    head = "".join(
+        f"- {k}: {v:.4g}\n" if isinstance(v, float) else f"- {k}: {v}\n"
+        for k, v in (summary or {}).items()
+        if len(str(v)) < 200
+    )  # long ones: JSON only
+    md = (
+        f"## {part}\n\n"
+        + (head + "\n" if head else "")
+        + markdown_table(rows, columns)
         + f"\n\nmachine: `{json.dumps(payload['machine'])}`\n"
+    )
     (out / f"{part}.md").write_text(md)
     for plot in plots:
         plot(out)
     return out / f"{part}.md"
 
 
-def ratio_plot(rows: list[dict], x: str, series: list[str], group: str, title: str, file: Path,
-               ylabel: str = "time / bare forward") -> None:
+def ratio_plot(
+    rows: list[dict], x: str, series: list[str], group: str, title: str, file: Path, ylabel: str = "time / bare forward"
+) -> None:
     groups = sorted({r[group] for r in rows})
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
     for ax, g in zip(axes[0], groups):
@@ -76,8 +94,18 @@ def ratio_plot(rows: list[dict], x: str, series: list[str], group: str, title: s
     plt.close(fig)
 
 
-def series_plot(rows: list[dict], x: str, series: dict[str, str], title: str, file: Path, xlabel: str,
-                ylabel: str, marks: list[float] = (), mark_label: str = "", style: str = "line") -> None:
+def series_plot(
+    rows: list[dict],
+    x: str,
+    series: dict[str, str],
+    title: str,
+    file: Path,
+    xlabel: str,
+    ylabel: str,
+    marks: list[float] = (),
+    mark_label: str = "",
+    style: str = "line",
+) -> None:
     """Quantities over time (``series``: legend label -> row key), with vertical marks (e.g. swaps)."""
     fig, ax = plt.subplots(figsize=(8, 4))
     xs = [r[x] for r in rows]
@@ -93,8 +121,16 @@ def series_plot(rows: list[dict], x: str, series: dict[str, str], title: str, fi
         ax.set_ylim(0, max(1.0, top * 1.15))
         ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
         if top == 0:
-            ax.text(0.5, 0.5, "0 in every window", transform=ax.transAxes, ha="center", va="center",
-                    fontsize=14, color="grey")
+            ax.text(
+                0.5,
+                0.5,
+                "0 in every window",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=14,
+                color="grey",
+            )
     for i, m in enumerate(marks):
         ax.axvline(m, color="grey", lw=0.8, ls="--", label=mark_label if i == 0 and mark_label else None)
     ax.set_xlabel(xlabel)
@@ -110,8 +146,9 @@ def series_plot(rows: list[dict], x: str, series: dict[str, str], title: str, fi
     plt.close(fig)
 
 
-def bar_plot(rows: list[dict], name: str, series: dict[str, str], title: str, file: Path,
-             scale: dict[str, float] | None = None) -> None:
+def bar_plot(
+    rows: list[dict], name: str, series: dict[str, str], title: str, file: Path, scale: dict[str, float] | None = None
+) -> None:
     """One panel per quantity (``series``: panel title -> row key), one bar per row."""
     scale = scale or {}
     fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 4), squeeze=False)

@@ -1,4 +1,5 @@
 """Settings every bedside process shares, read from ``BEDSIDE_*`` here and nowhere else."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,9 @@ class PathSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="BEDSIDE_", extra="ignore")
 
-    store: Path | None = Field(None, description="adapter store (default: $XDG_DATA_HOME/bedside/store, "
-                               "else ~/.local/share/bedside/store)")
+    store: Path | None = Field(
+        None, description="adapter store (default: $XDG_DATA_HOME/bedside/store, else ~/.local/share/bedside/store)"
+    )
     onnx_cache: Path | None = Field(None, description="exported ONNX graphs (default: ~/.cache/bedside/onnx)")
 
     def store_path(self) -> Path:

@@ -3,6 +3,7 @@
 Four presets cover the product's clinical tasks; any other task is a small
 YAML/JSON file with the same three fields (see :func:`load_task_spec`).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,7 @@ class TaskSpec(BaseModel):
         return labels
 
     @model_validator(mode="after")
-    def _check_kind(self) -> "TaskSpec":
+    def _check_kind(self) -> TaskSpec:
         check = _LABEL_RULES.get(self.kind)
         if check is not None:
             check(self.labels)
@@ -151,6 +152,4 @@ def resolve_task(name_or_path: str) -> TaskSpec:
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml", ".json"} and path.is_file():
         return load_task_spec(path)
-    raise ValueError(
-        f"unknown task {name_or_path!r}: use one of {sorted(PRESETS)} or a .yaml/.json task spec"
-    )
+    raise ValueError(f"unknown task {name_or_path!r}: use one of {sorted(PRESETS)} or a .yaml/.json task spec")

@@ -1,4 +1,5 @@
 """A tiny, randomly initialised BERT and tokenizer built in code (tests, no files)."""
+
 from __future__ import annotations
 
 import string
@@ -12,13 +13,80 @@ from .backbones import Backbone, drop_pooler
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 # Frequent words get one token each; anything else falls back to characters.
-COMMON_WORDS = """
-the a an of and or in on with for to was is were are no not denies patient history
-of pain chest fever cough shock septic sepsis pneumonia failure heart kidney acute chronic
-given started improved worsened after held because caused showed ordered evaluate setting
-x-ray ct scan mri blood culture lactate troponin creatinine ecg iv oral vancomycin insulin
-lasix aspirin heparin metoprolol intubated icu admitted discharged surgery stable severe mild
-""".split()
+COMMON_WORDS = [
+    "the",
+    "a",
+    "an",
+    "of",
+    "and",
+    "or",
+    "in",
+    "on",
+    "with",
+    "for",
+    "to",
+    "was",
+    "is",
+    "were",
+    "are",
+    "no",
+    "not",
+    "denies",
+    "patient",
+    "history",
+    "of",
+    "pain",
+    "chest",
+    "fever",
+    "cough",
+    "shock",
+    "septic",
+    "sepsis",
+    "pneumonia",
+    "failure",
+    "heart",
+    "kidney",
+    "acute",
+    "chronic",
+    "given",
+    "started",
+    "improved",
+    "worsened",
+    "after",
+    "held",
+    "because",
+    "caused",
+    "showed",
+    "ordered",
+    "evaluate",
+    "setting",
+    "x-ray",
+    "ct",
+    "scan",
+    "mri",
+    "blood",
+    "culture",
+    "lactate",
+    "troponin",
+    "creatinine",
+    "ecg",
+    "iv",
+    "oral",
+    "vancomycin",
+    "insulin",
+    "lasix",
+    "aspirin",
+    "heparin",
+    "metoprolol",
+    "intubated",
+    "icu",
+    "admitted",
+    "discharged",
+    "surgery",
+    "stable",
+    "severe",
+    "mild",
+]
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:

@@ -6,6 +6,7 @@ Importing any part of bedside first runs this module, which sets the process's
 environment defaults in one place: no hub downloads, no telemetry, no tokenizer
 threads racing the server's own.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,5 +24,8 @@ for _key, _value in ENV_DEFAULTS.items():
 # the sub-packages are the sibling folders. An installed wheel has them inside this folder,
 # found first; an editable install maps them itself.
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
-if not (Path(__file__).resolve().parent / "adapters").is_dir() and (_SOURCE_ROOT / "adapters" / "__init__.py").is_file():
-    __path__.append(str(_SOURCE_ROOT))  # type: ignore[name-defined]  # noqa: F821
+if (
+    not (Path(__file__).resolve().parent / "adapters").is_dir()
+    and (_SOURCE_ROOT / "adapters" / "__init__.py").is_file()
+):
+    __path__.append(str(_SOURCE_ROOT))  # type: ignore[name-defined]

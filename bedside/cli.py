@@ -1,5 +1,6 @@
 """The ``bedside`` command. Packages contribute sub-commands through the
 ``bedside.commands`` entry-point group, so this root imports none of them."""
+
 from __future__ import annotations
 
 from importlib.metadata import entry_points

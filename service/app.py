@@ -3,6 +3,7 @@
 Every error is JSON ``{"error": code, "message": text}`` with a stable code; no
 body, traceback or request text is ever echoed or logged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -10,12 +11,12 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,8 +31,9 @@ from .schemas import ExtractRequest, PairItem, PredictRequest, SpanIn
 from .settings import SERVICE_VERSION, ServiceSettings
 
 log = logging.getLogger("bedside.api")
-_FIELDS = frozenset(name for model in (PredictRequest, ExtractRequest, PairItem, SpanIn)
-                    for name in model.model_fields)  # request keys that may appear in error messages
+_FIELDS = frozenset(
+    name for model in (PredictRequest, ExtractRequest, PairItem, SpanIn) for name in model.model_fields
+)  # request keys that may appear in error messages
 _FIELDS |= {"query", "path", "activate", "task", "version"}  # FastAPI's own parameter locations
 _PHRASES = {404: "no such endpoint", 405: "method not allowed on this endpoint"}
 
@@ -47,14 +49,20 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
 
     @app.exception_handler(RegistryError)
     async def _registry_error(request: Request, exc: RegistryError):
-        return JSONResponse(exc.as_dict(), status_code=exc.http_status,
-                            headers={"Retry-After": "30"} if exc.http_status in (503, 507) else None)
+        return JSONResponse(
+            exc.as_dict(),
+            status_code=exc.http_status,
+            headers={"Retry-After": "30"} if exc.http_status in (503, 507) else None,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):  # no route, wrong method, ...
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": code, "message": _PHRASES.get(exc.status_code, "request refused")},
-                            status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": code, "message": _PHRASES.get(exc.status_code, "request refused")},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _param_error(request: Request, exc: RequestValidationError):  # FastAPI's would echo the input
@@ -106,17 +114,24 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
         eng.check_task(task)
         state = eng.runtime.states[task]
         status = 200 if state.status == "ready" else 503
-        return JSONResponse({"task": task, **state.as_dict()}, status_code=status,
-                            headers=None if status == 200 else {"Retry-After": "5"})
+        return JSONResponse(
+            {"task": task, **state.as_dict()},
+            status_code=status,
+            headers=None if status == 200 else {"Retry-After": "5"},
+        )
 
     @app.get("/status")
     async def status():
         eng = engine()
-        return {"service_version": SERVICE_VERSION, "backend": settings.backend,
-                "runtime": eng.runtime.backend.describe(),
-                "device": str(eng.runtime.device), "base": eng.runtime.backbone.name,
-                "base_fingerprint": eng.runtime.backbone.fingerprint,
-                "tasks": {t: s.as_dict() for t, s in eng.runtime.states.items()}}
+        return {
+            "service_version": SERVICE_VERSION,
+            "backend": settings.backend,
+            "runtime": eng.runtime.backend.describe(),
+            "device": str(eng.runtime.device),
+            "base": eng.runtime.backbone.name,
+            "base_fingerprint": eng.runtime.backbone.fingerprint,
+            "tasks": {t: s.as_dict() for t, s in eng.runtime.states.items()},
+        }
 
     # -- admin --------------------------------------------------------------------------
     def admin(request: Request, action: str, task: str | None = None, version: str | None = None) -> str:
@@ -151,8 +166,10 @@ def create_app(settings: ServiceSettings, engine: Callable[[], Engine]):
             return {"version": info.model_dump(mode="json", exclude={"path", "files"})}
         # Checked and loaded now, beside the serving versions: the activation that follows flips at once.
         check = await run_in_threadpool(eng.runtime.stage, task, info.version)
-        return {"version": info.model_dump(mode="json", exclude={"path", "files"}),
-                **({"check": check} if check is not None else {})}
+        return {
+            "version": info.model_dump(mode="json", exclude={"path", "files"}),
+            **({"check": check} if check is not None else {}),
+        }
 
     @app.post("/admin/adapters/{task}/{version}/activate")
     async def activate(request: Request, task: str, version: str):
@@ -240,8 +257,9 @@ def _audit_denied(engine: Engine, actor: str, action: str, task, version, code: 
     try:
         # Only names already known are recorded: an unauthenticated caller cannot write text of its choice.
         known = task in engine.runtime.states
-        engine.runtime.registry.audit(actor, action, task if known else None,
-                                      version if known and _plain(version) else None, None, "denied", code)
+        engine.runtime.registry.audit(
+            actor, action, task if known else None, version if known and _plain(version) else None, None, "denied", code
+        )
     except Exception as exc:  # auditing must not turn a 401 into a 500
         log.error("audit write failed: %s", type(exc).__name__)
 
@@ -255,8 +273,10 @@ def _describe(exc: ValidationError) -> str:
     """Where the request is wrong and why, without echoing any value (nor an unknown key's name)."""
     parts = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(p) if isinstance(p, int) or p in _FIELDS else "(unknown field)"
-                         for p in error["loc"]) or "body"
+        where = (
+            ".".join(str(p) if isinstance(p, int) or p in _FIELDS else "(unknown field)" for p in error["loc"])
+            or "body"
+        )
         parts.append(f"{where}: {error['type'].replace('_', ' ')}")
     return "; ".join(parts)
 
@@ -283,6 +303,7 @@ class _timed:
 
 def _outcome(exc) -> str:
     if isinstance(exc, APIError):
-        return {429: "rejected", 503: "unavailable", 504: "timeout"}.get(exc.status, "client_error"
-                                                                         if exc.status < 500 else "error")
+        return {429: "rejected", 503: "unavailable", 504: "timeout"}.get(
+            exc.status, "client_error" if exc.status < 500 else "error"
+        )
     return "error"

@@ -7,6 +7,7 @@ onnxruntime (exported graphs). Both implement :class:`~bedside.adapters.interfac
 - ``attach(prepared, slot)``: make the version callable as ``slot``; runs under the lock.
 - ``remove(slot)``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -6,6 +6,7 @@ lengths, routes each forward once (:func:`~bedside.adapters.batch.route`: each a
 rows contiguous) and runs it on the backend, then hands each job its rows' logits. The
 queue is bounded in rows: beyond it, submit refuses at once so the handler can answer 429.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,10 @@ def chunks(lengths: list[int], max_rows: int, max_padding: float = 1.0) -> list[
     total = 0
     for i in sorted(range(len(lengths)), key=lengths.__getitem__):
         n = lengths[i]
-        if current and (len(current) >= max_rows or (
-                len(current) >= MIN_CHUNK_ROWS and 1 - (total + n) / ((len(current) + 1) * n) > max_padding)):
+        if current and (
+            len(current) >= max_rows
+            or (len(current) >= MIN_CHUNK_ROWS and 1 - (total + n) / ((len(current) + 1) * n) > max_padding)
+        ):
             out.append(current)
             current, total = [], 0
         current.append(i)
@@ -68,8 +71,15 @@ class Job:
 class Batcher:
     """``run``: the backend's forward of one routed batch (logits per row, in batch order)."""
 
-    def __init__(self, run: Callable[[Batch], list[torch.Tensor]], lock: threading.RLock, max_batch_rows: int = 32,
-                 max_wait_ms: float = 5.0, max_queue_rows: int = 512, max_padding: float = 1.0) -> None:
+    def __init__(
+        self,
+        run: Callable[[Batch], list[torch.Tensor]],
+        lock: threading.RLock,
+        max_batch_rows: int = 32,
+        max_wait_ms: float = 5.0,
+        max_queue_rows: int = 512,
+        max_padding: float = 1.0,
+    ) -> None:
         self.run = run
         self.lock = lock
         self.max_batch_rows = max_batch_rows

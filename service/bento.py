@@ -5,6 +5,7 @@ The base model loads once per worker; the HTTP API is the FastAPI app of
 (ready once the base is warm and at least one task serves) and ``/metrics``
 (Prometheus, aggregated across workers) stay as they are.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """``bedside serve``, ``bedside demo`` and ``bedside adapters upload``."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ def serve(*, overrides: dict) -> None:
         raise typer.Exit(2) from None
     env = server_env(**overrides)
     bentoml = Path(sys.executable).with_name("bentoml")
-    os.execve(bentoml, [str(bentoml), "serve", SERVICE, "--port", str(settings.port),
-                        "--working-dir", str(WORKING_DIR)], env)
+    os.execve(
+        bentoml, [str(bentoml), "serve", SERVICE, "--port", str(settings.port), "--working-dir", str(WORKING_DIR)], env
+    )
 
 
 def _bedside(*args: str) -> None:
@@ -67,8 +69,10 @@ def demo(
     registry = Registry(store)
     missing = [task for task in DEMO_TASKS if registry.active(task) is None]
     if missing:
-        console.print(f"[bold]No active adapters for {', '.join(missing)}: training demo adapters "
-                      f"on synthetic notes (CPU: a few minutes).[/bold]")
+        console.print(
+            f"[bold]No active adapters for {', '.join(missing)}: training demo adapters "
+            f"on synthetic notes (CPU: a few minutes).[/bold]"
+        )
         data = workdir / "synth"
         if not (data / "mortality").is_dir():
             _bedside("data", "synth", "--out", str(data), "--seed", "0", "--size", "600")
@@ -77,10 +81,32 @@ def demo(
             out = workdir / "runs" / task
             if not (out / "artifact" / "manifest.json").is_file():  # a finished run is reused
                 console.print(f"[bold]training {task}[/bold]")
-                _bedside("train", "--task", task, "--data", str(data / folder), "--out", str(out),
-                         "--name", f"{task}-demo", *flags)
-            _bedside("adapters", "push", str(out / "artifact"), "--task", task, "--activate", "--store", str(store),
-                     "--base", "embedded", "--actor", "demo")
+                _bedside(
+                    "train",
+                    "--task",
+                    task,
+                    "--data",
+                    str(data / folder),
+                    "--out",
+                    str(out),
+                    "--name",
+                    f"{task}-demo",
+                    *flags,
+                )
+            _bedside(
+                "adapters",
+                "push",
+                str(out / "artifact"),
+                "--task",
+                task,
+                "--activate",
+                "--store",
+                str(store),
+                "--base",
+                "embedded",
+                "--actor",
+                "demo",
+            )
     url = f"http://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)  # training, which would create it, is skipped for a full store
     process = start_server(port, server_env(store=store), log_file=workdir / "server.log")
@@ -109,15 +135,24 @@ def demo(
 
 def curl_examples(url: str) -> list[str]:
     bodies = [
-        {"task": "mortality", "texts": ["78 year old man admitted with septic shock, intubated, on norepinephrine. "
-                                        "Lactate 6.1."]},
+        {
+            "task": "mortality",
+            "texts": ["78 year old man admitted with septic shock, intubated, on norepinephrine. Lactate 6.1."],
+        },
         {"task": "length_of_stay", "texts": ["Elective knee replacement, uncomplicated, lives with family."]},
         {"task": "ner", "texts": ["Chest x-ray showed pneumonia and IV vancomycin was started."]},
-        {"task": "relations", "items": [{"text": "IV vancomycin was started for pneumonia .",
-                                         "head": {"start": 0, "end": 13}, "tail": {"start": 30, "end": 39}}]},
+        {
+            "task": "relations",
+            "items": [
+                {
+                    "text": "IV vancomycin was started for pneumonia .",
+                    "head": {"start": 0, "end": 13},
+                    "tail": {"start": 30, "end": 39},
+                }
+            ],
+        },
     ]
-    out = [f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d '{json.dumps(b)}'"
-           for b in bodies]
+    out = [f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d '{json.dumps(b)}'" for b in bodies]
     extract = {"text": "CT scan showed a pulmonary embolism and heparin was started for it."}
     out.append(f"curl -s -X POST {url}/extract -H 'Content-Type: application/json' -d '{json.dumps(extract)}'")
     return out
@@ -144,13 +179,16 @@ def upload(
             answer = client.upload(folder, task, activate=activate)
     except BedsideError as exc:
         console.print(f"[red]error [{exc.code}]:[/red] {exc.message}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     version = answer["version"]
-    console.print(f"stored {task} {version['version']} ({version['sha256'][:12]})"
-                  + (" and activated it" if activate else ""))
+    console.print(
+        f"stored {task} {version['version']} ({version['sha256'][:12]})" + (" and activated it" if activate else "")
+    )
     check = answer.get("check")
     if check and check["ok"]:
         console.print("it answered its examples on the served model and is loaded: activating it only flips")
     elif check:
-        console.print(f"[yellow]warning:[/yellow] it failed its check on the served model, so activating it "
-                      f"will be refused: {check.get('reason')}")
+        console.print(
+            f"[yellow]warning:[/yellow] it failed its check on the served model, so activating it "
+            f"will be refused: {check.get('reason')}"
+        )

@@ -1,4 +1,5 @@
 """A small typed client for hospital apps and data scientists (httpx)."""
+
 from __future__ import annotations
 
 import os
@@ -24,13 +25,14 @@ class BedsideClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         # Idle connections expire before the server's 5 s keep-alive timeout closes them, so a
         # request never races that close.
-        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout,
-                                  limits=httpx.Limits(keepalive_expiry=2.0))
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"), headers=headers, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0)
+        )
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "BedsideClient":
+    def __enter__(self) -> BedsideClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -65,8 +67,12 @@ class BedsideClient:
         files = sorted(p for p in folder.iterdir() if p.is_file())
         handles = [(p.name, p.open("rb")) for p in files]
         try:
-            return self._call("POST", f"/admin/adapters/{task}", params={"activate": str(activate).lower()},
-                              files=[("files", (name, fh, "application/octet-stream")) for name, fh in handles])
+            return self._call(
+                "POST",
+                f"/admin/adapters/{task}",
+                params={"activate": str(activate).lower()},
+                files=[("files", (name, fh, "application/octet-stream")) for name, fh in handles],
+            )
         finally:
             for _, fh in handles:
                 fh.close()

@@ -1,4 +1,5 @@
 """API errors: a stable code, a human message, an HTTP status. Never request text."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """From a validated request to an answer: lease, tokenise, batch, decode, provenance."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,14 @@ class Engine:
     def __init__(self, settings: ServiceSettings, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.runtime = runtime or Runtime(settings)
-        self.batcher = Batcher(self.runtime.backend.run, self.runtime.lock, settings.max_batch_rows,
-                               settings.max_wait_ms, settings.max_queue_rows, settings.max_padding)
+        self.batcher = Batcher(
+            self.runtime.backend.run,
+            self.runtime.lock,
+            settings.max_batch_rows,
+            settings.max_wait_ms,
+            settings.max_queue_rows,
+            settings.max_padding,
+        )
 
     def start(self, poll: bool = True) -> None:
         self.runtime.start(poll=poll)
@@ -35,9 +42,15 @@ class Engine:
 
     def provenance(self, resident: Resident) -> dict[str, str]:
         info = resident.info
-        return {"task": info.task, "version": info.version, "sha256": info.sha256, "method": info.method,
-                "base_fingerprint": self.runtime.backbone.fingerprint, "service_version": SERVICE_VERSION,
-                "backend": self.runtime.backend.label}
+        return {
+            "task": info.task,
+            "version": info.version,
+            "sha256": info.sha256,
+            "method": info.method,
+            "base_fingerprint": self.runtime.backbone.fingerprint,
+            "service_version": SERVICE_VERSION,
+            "backend": self.runtime.backend.label,
+        }
 
     def check_task(self, task: str) -> None:
         if task not in self.runtime.states:  # an allow-list: the name never reaches the filesystem
@@ -54,8 +67,9 @@ class Engine:
 
     def predictor(self, resident: Resident) -> Predictor:
         """A predictor for one request, with the service's limits as arguments."""
-        return Predictor(self.runtime.backend, resident.slot, truncate=self.settings.truncate,
-                         max_length=self.settings.max_length)
+        return Predictor(
+            self.runtime.backend, resident.slot, truncate=self.settings.truncate, max_length=self.settings.max_length
+        )
 
     async def run(self, task: str, items: list[Any]) -> tuple[list[dict], dict]:
         """Predict ``items`` with the task's active version; return results and provenance."""
@@ -70,8 +84,9 @@ class Engine:
             try:
                 encoded = [predictor.encode(item) for item in items]
             except TooLongError as exc:
-                raise APIError(422, "too_long", f"an input has {exc.n_tokens} tokens; the limit is "
-                               f"{exc.max_length}") from None
+                raise APIError(
+                    422, "too_long", f"an input has {exc.n_tokens} tokens; the limit is {exc.max_length}"
+                ) from None
             except ValueError as exc:
                 raise APIError(422, "invalid_input", _safe(exc)) from None
             if any(predictor.is_empty(row) for row, _ in encoded):  # e.g. only control characters
@@ -83,15 +98,16 @@ class Engine:
                 raise busy() from None
             try:
                 logits = await asyncio.wait_for(asyncio.wrap_future(job.future), self.settings.request_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 job.cancel()
                 raise APIError(504, "timeout", "the request took too long") from None
             except asyncio.CancelledError:
                 job.cancel()  # the client went away: free the slot
                 raise
             except Exception:
-                raise APIError(500, "inference_failed", "the model failed on this batch; retry with fewer items") \
-                    from None
+                raise APIError(
+                    500, "inference_failed", "the model failed on this batch; retry with fewer items"
+                ) from None
             results = [predictor.decode(row, lg, ctx) for (row, ctx), lg in zip(encoded, logits)]
             return results, self.provenance(resident)
 
@@ -109,8 +125,9 @@ class Engine:
                 chunk, rel_source = await self.run("relations", items[start : start + self.settings.max_items])
                 answers.extend(chunk)
             sources.append(rel_source)
-            relations = [{"head": i, "tail": j, **answer} for (i, j), answer in zip(pairs, answers)
-                         if answer["label"] != "none"]
+            relations = [
+                {"head": i, "tail": j, **answer} for (i, j), answer in zip(pairs, answers) if answer["label"] != "none"
+            ]
         return {"entities": entities, "relations": relations, "adapters": sources}
 
 

@@ -1,6 +1,7 @@
 """Prometheus metrics. BentoML runs workers with PROMETHEUS_MULTIPROC_DIR set, and its
 /metrics endpoint aggregates these across processes. Labels carry only allow-listed
 task names, outcomes and versions: never text or identifiers."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -10,14 +11,16 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
-REQUEST_SECONDS = Histogram("bedside_request_duration_seconds", "Predict request latency",
-                            ["task", "endpoint"], buckets=LATENCY_BUCKETS)
-QUEUE_SECONDS = Histogram("bedside_queue_wait_seconds", "Time a request waited for its batch",
-                          buckets=LATENCY_BUCKETS)
-TOKENIZE_SECONDS = Histogram("bedside_tokenize_duration_seconds", "Tokenisation time per request",
-                             ["task"], buckets=LATENCY_BUCKETS)
-FORWARD_SECONDS = Histogram("bedside_forward_duration_seconds", "Encoder + heads forward time per batch",
-                            buckets=LATENCY_BUCKETS)
+REQUEST_SECONDS = Histogram(
+    "bedside_request_duration_seconds", "Predict request latency", ["task", "endpoint"], buckets=LATENCY_BUCKETS
+)
+QUEUE_SECONDS = Histogram("bedside_queue_wait_seconds", "Time a request waited for its batch", buckets=LATENCY_BUCKETS)
+TOKENIZE_SECONDS = Histogram(
+    "bedside_tokenize_duration_seconds", "Tokenisation time per request", ["task"], buckets=LATENCY_BUCKETS
+)
+FORWARD_SECONDS = Histogram(
+    "bedside_forward_duration_seconds", "Encoder + heads forward time per batch", buckets=LATENCY_BUCKETS
+)
 REQUESTS = Counter("bedside_requests_total", "Predict requests by task and outcome", ["task", "outcome"])
 BATCH_ROWS = Histogram("bedside_batch_rows", "Rows per encoder forward", buckets=SIZE_BUCKETS)
 BATCH_TOKENS = Histogram("bedside_batch_tokens", "Real (unpadded) tokens per encoder forward", buckets=TOKEN_BUCKETS)
@@ -26,11 +29,15 @@ QUEUE_ROWS = Gauge("bedside_queue_rows", "Rows waiting for the encoder", multipr
 INFLIGHT = Gauge("bedside_inflight_requests", "Predict requests in progress", multiprocess_mode="livesum")
 ADAPTER_LOADS = Counter("bedside_adapter_loads_total", "Adapter version loads", ["task", "outcome"])
 SWAPS = Counter("bedside_adapter_swaps_total", "Active adapter switches", ["task", "outcome"])
-SWAP_SECONDS = Histogram("bedside_adapter_swap_duration_seconds", "Load + switch time of a new version",
-                         buckets=LATENCY_BUCKETS)
+SWAP_SECONDS = Histogram(
+    "bedside_adapter_swap_duration_seconds", "Load + switch time of a new version", buckets=LATENCY_BUCKETS
+)
 RESIDENT = Gauge("bedside_resident_adapters", "Adapter versions resident in memory", multiprocess_mode="livemax")
-ACTIVE = Gauge("bedside_active_adapter_info", "1 for the version serving each task", ["task", "version"],
-               multiprocess_mode="livemax")
+ACTIVE = Gauge(
+    "bedside_active_adapter_info",
+    "1 for the version serving each task",
+    ["task", "version"],
+    multiprocess_mode="livemax",
+)
 TASK_READY = Gauge("bedside_task_ready", "1 when a task can answer", ["task"], multiprocess_mode="livemax")
-DEVICE_MEMORY = Gauge("bedside_device_memory_bytes", "GPU memory allocated by the model",
-                      multiprocess_mode="livemax")
+DEVICE_MEMORY = Gauge("bedside_device_memory_bytes", "GPU memory allocated by the model", multiprocess_mode="livemax")

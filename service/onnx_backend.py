@@ -9,6 +9,7 @@ weights are inputs; a swap re-packs those inputs, the session stays.
 The execution provider follows the service's device (``auto``: CUDA when present, else
 CPU) and every session is checked to run on it (:func:`~adapters.onnx.session.open_session`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -62,8 +63,14 @@ class OnnxBackend:
     def describe(self) -> dict:
         import onnxruntime
 
-        return {"backend": "onnx", "design": self.design, "variant": self.variant, "provider": self.provider,
-                "onnxruntime": onnxruntime.__version__, "cache": str(self.cache)}
+        return {
+            "backend": "onnx",
+            "design": self.design,
+            "variant": self.variant,
+            "provider": self.provider,
+            "onnxruntime": onnxruntime.__version__,
+            "cache": str(self.cache),
+        }
 
     def prepare(self, path: Path, artifact: Artifact):
         """Export (or reuse the cached export) and open its session: slow, runs outside the lock."""

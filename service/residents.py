@@ -6,6 +6,7 @@ task's version on the event loop, a swap flips a task's state in one assignment,
 retired version is handed back for freeing once no lease holds it and the LRU is over its cap
 (as vLLM keeps LRU eviction apart from the model).
 """
+
 from __future__ import annotations
 
 import threading
@@ -78,8 +79,14 @@ class ResidentCache:
 
     def find(self, task: str, version: str) -> Resident | None:
         with self.lock:
-            return next((r for r in self.residents.values()
-                         if r.info is not None and r.task == task and r.info.version == version), None)
+            return next(
+                (
+                    r
+                    for r in self.residents.values()
+                    if r.info is not None and r.task == task and r.info.version == version
+                ),
+                None,
+            )
 
     def register(self, resident: Resident) -> None:
         with self.lock:

@@ -6,6 +6,7 @@ the LRU, one lock) and the swapper beside it (:mod:`.swaps`: stage, swap, refres
 The model lock serialises forwards and the backend's attach/remove; the cache's lock is
 never held across a forward.
 """
+
 from __future__ import annotations
 
 import logging

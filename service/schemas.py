@@ -1,4 +1,5 @@
 """Request and response bodies of the HTTP API (shared with the Python client)."""
+
 from __future__ import annotations
 
 from typing import Any

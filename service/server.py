@@ -1,4 +1,5 @@
 """Start and stop a real BentoML server process (used by serve, demo, benchmarks and tests)."""
+
 from __future__ import annotations
 
 import os
@@ -39,9 +40,18 @@ def start_server(port: int, env: dict[str, str], log_file: Path | None = None) -
     if "BENTOML_HOME" not in env:
         home = env["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bedside-bentoml-")
     bentoml = Path(sys.executable).with_name("bentoml")
-    command = [str(bentoml), "serve", SERVICE, "--port", str(port), "--host", "127.0.0.1",
-               "--working-dir", str(WORKING_DIR)]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    command = [
+        str(bentoml),
+        "serve",
+        SERVICE,
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--working-dir",
+        str(WORKING_DIR),
+    ]
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the server's, for its life
     process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     process.bentoml_home = home  # removed by stop_server
     return process

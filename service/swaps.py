@@ -6,6 +6,7 @@ version is attached beside the serving ones and asked its examples, and stays lo
 in flight finish on the version they leased; the old one is freed when its last lease ends
 (or kept, up to an LRU cap, for a quick rollback).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -63,8 +64,12 @@ class Swapper:
                 current = state.resident
                 if info is None:
                     self._not_ready(task, "no_adapter", "no active adapter version")
-                elif current is None or current.info is None or current.info.version != info.version \
-                        or state.status != "ready":
+                elif (
+                    current is None
+                    or current.info is None
+                    or current.info.version != info.version
+                    or state.status != "ready"
+                ):
                     self.swap(task, info)
 
     def swap(self, task: str, info: VersionInfo) -> None:

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny random encoder built in code; no network, no model files."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,8 @@ from bedside import ENV_DEFAULTS
 
 os.environ.update(ENV_DEFAULTS)  # forced, not defaults: the suite must never reach a hub
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

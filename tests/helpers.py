@@ -1,5 +1,8 @@
 """Builders shared by tests: random LoRA adapters for every preset task."""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from peft import LoraConfig
@@ -27,8 +30,9 @@ SMOKE_INPUTS = {
     "mortality": ["septic shock , intubated", "routine follow up , stable"],
     "length_of_stay": ["admitted for surgery and rehab placement"],
     "ner": ["chest pain treated with iv lasix"],
-    "relations": [{"text": "lasix was given for edema", "head": {"start": 0, "end": 5},
-                   "tail": {"start": 20, "end": 25}}],
+    "relations": [
+        {"text": "lasix was given for edema", "head": {"start": 0, "end": 5}, "tail": {"start": 20, "end": 25}}
+    ],
 }
 
 
@@ -57,8 +61,10 @@ def smoke_examples(model, task_name: str) -> list[dict]:
     from bedside.adapters.predict import Predictor
 
     items = SMOKE_INPUTS[task_name]
-    return [{"input": item, "expected": expectation(pred)}
-            for item, pred in zip(items, Predictor(model, task_name).predict(items))]
+    return [
+        {"input": item, "expected": expectation(pred)}
+        for item, pred in zip(items, Predictor(model, task_name).predict(items))
+    ]
 
 
 def save_task_artifacts(out_dir, backbone=None, seed: int = 0, tasks=None) -> dict:
@@ -97,7 +103,7 @@ def edit_json(path, **changes) -> None:
     Path(path).write_text(json.dumps(data))
 
 
-def active_store(root, artifacts: dict) -> "Path":
+def active_store(root, artifacts: dict) -> Path:
     """A registry store at ``root`` with each task's artifact pushed and active (v1)."""
     from pathlib import Path
 

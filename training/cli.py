@@ -1,4 +1,5 @@
 """``bedside train`` and ``bedside evaluate``."""
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,10 @@ def train(
             splits = load_dataset(data, spec, format, **options)
         for note in getattr(splits, "notes", []):
             console.print(f"[yellow]note:[/yellow] {note}")
-        console.print(f"training {settings.method.value} for {spec.name!r}: "
-                      + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+        console.print(
+            f"training {settings.method.value} for {spec.name!r}: "
+            + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        )
         result = run(spec, splits, settings, out, backbone=backbone, name=name)
     except (DataError, ValidationError, ValueError, BackboneError, ArtifactError) as exc:
         _fail(str(exc))
@@ -79,8 +82,9 @@ def evaluate(
     format: Optional[str] = typer.Option(None),
     backbone: Optional[str] = typer.Option(None, help="override the base named in the manifest"),
     batch_size: int = typer.Option(64),
-    backend: str = typer.Option("torch", help="torch | onnx (the exported graph, as the service's onnx backend "
-                                "runs it; compared with torch)"),
+    backend: str = typer.Option(
+        "torch", help="torch | onnx (the exported graph, as the service's onnx backend runs it; compared with torch)"
+    ),
     variant: str = typer.Option("auto", help="onnx: auto (int8 on CPU, fp16 on CUDA) | fp32 | int8 | fp16"),
     device: str = typer.Option("auto", help="onnx: auto | cpu | cuda | cuda:N"),
     onnx_cache: Optional[Path] = typer.Option(None, help="onnx: export cache (default: ~/.cache/bedside/onnx)"),
@@ -105,25 +109,42 @@ def evaluate(
         examples = splits[split]
         out: dict = {}
         if backend == "onnx":
-            onnx_model, label = _onnx_model(adapter, m, load_backbone(backbone or m.base.name), variant, device,
-                                            onnx_cache)
+            onnx_model, label = _onnx_model(
+                adapter, m, load_backbone(backbone or m.base.name), variant, device, onnx_cache
+            )
             onnx_result = score(onnx_model, "eval", examples, batch_size)
         model = build_model(artifact, load_backbone(backbone or m.base.name), name="eval")
         result = score(model, "eval", examples, batch_size)
     except (DataError, ValueError, BackboneError, ArtifactError, RuntimeError) as exc:
         _fail(str(exc))
     out["torch"] = {"metrics": result.metrics, "n": result.n, "examples_per_s": result.throughput}
-    _print_metrics(f"{m.name} on {data} [{split}] · torch", result.metrics,
-                   {"examples": result.n, "examples_per_s": round(result.throughput, 1)})
+    _print_metrics(
+        f"{m.name} on {data} [{split}] · torch",
+        result.metrics,
+        {"examples": result.n, "examples_per_s": round(result.throughput, 1)},
+    )
     if backend == "onnx":
         share = agreement(onnx_result.predictions, result.predictions)
-        out["onnx"] = {"backend": label, "metrics": onnx_result.metrics, "n": onnx_result.n,
-                       "examples_per_s": onnx_result.throughput, "label_agreement_with_torch": share,
-                       "metric_delta": {k: (v - result.metrics[k]) if v is not None and result.metrics.get(k)
-                                        is not None else None for k, v in onnx_result.metrics.items()}}
-        _print_metrics(f"{m.name} on {data} [{split}] · {label}", onnx_result.metrics,
-                       {"examples": onnx_result.n, "examples_per_s": round(onnx_result.throughput, 1),
-                        "label agreement with torch": f"{share:.4%}"})
+        out["onnx"] = {
+            "backend": label,
+            "metrics": onnx_result.metrics,
+            "n": onnx_result.n,
+            "examples_per_s": onnx_result.throughput,
+            "label_agreement_with_torch": share,
+            "metric_delta": {
+                k: (v - result.metrics[k]) if v is not None and result.metrics.get(k) is not None else None
+                for k, v in onnx_result.metrics.items()
+            },
+        }
+        _print_metrics(
+            f"{m.name} on {data} [{split}] · {label}",
+            onnx_result.metrics,
+            {
+                "examples": onnx_result.n,
+                "examples_per_s": round(onnx_result.throughput, 1),
+                "label agreement with torch": f"{share:.4%}",
+            },
+        )
     if json_out:
         json_out.write_text(json.dumps({**out["torch"], **out}, indent=2) + "\n")
 

@@ -1,4 +1,5 @@
 """``bedside data ...`` commands: synthetic and real data helpers."""
+
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,5 @@
 """Score a resident adapter on labelled examples, the way the paper reports it."""
+
 from __future__ import annotations
 
 import time
@@ -47,8 +48,9 @@ def predict_logits(model, name: str, rows: list[EncodedRow], batch_size: int = 6
     return out
 
 
-def evaluate(model, name: str, examples: list[Example], batch_size: int = 64,
-             rows: list[EncodedRow] | None = None) -> EvalResult:
+def evaluate(
+    model, name: str, examples: list[Example], batch_size: int = 64, rows: list[EncodedRow] | None = None
+) -> EvalResult:
     """Metrics of adapter ``name`` on ``examples`` (rows may be passed pre-encoded)."""
     slot = model.slots[name]
     start = time.perf_counter()
@@ -61,8 +63,11 @@ def evaluate(model, name: str, examples: list[Example], batch_size: int = 64,
 
 def agreement(predictions: list, reference: list) -> float:
     """Share of equal labels: one per example, or one per word for token tasks (tag lists)."""
-    pairs = [(p, r) for ps, rs in zip(predictions, reference, strict=True)
-             for p, r in (zip(ps, rs, strict=True) if isinstance(ps, list) else [(ps, rs)])]
+    pairs = [
+        (p, r)
+        for ps, rs in zip(predictions, reference, strict=True)
+        for p, r in (zip(ps, rs, strict=True) if isinstance(ps, list) else [(ps, rs)])
+    ]
     return sum(p == r for p, r in pairs) / len(pairs) if pairs else float("nan")
 
 

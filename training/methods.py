@@ -1,4 +1,5 @@
 """Which PEFT config each method trains, and whether the result can be served."""
+
 from __future__ import annotations
 
 from peft import IA3Config, LoraConfig, PeftConfig, PrefixTuningConfig, PromptTuningConfig, TaskType

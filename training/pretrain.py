@@ -5,6 +5,7 @@ Corpus files: plain text (one passage per line or paragraph), CoNLL token files 
 per blank-line block), BLUE-style TSV (the sentence column) and CSV (the longest text column
 per row): whatever the hospital has, read as passages.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,12 @@ def _conll_passages(lines: list[str]) -> list[str]:
 def read_passages(path: str | Path) -> list[str]:
     file = Path(path)
     if file.is_dir():
-        return [p for child in sorted(file.iterdir()) if child.suffix in {".txt", ".tsv", ".csv", ".conll"}
-                for p in read_passages(child)]
+        return [
+            p
+            for child in sorted(file.iterdir())
+            if child.suffix in {".txt", ".tsv", ".csv", ".conll"}
+            for p in read_passages(child)
+        ]
     text = file.read_text(encoding="utf-8", errors="replace")
     if file.suffix == ".csv":
         rows = list(csv.reader(text.splitlines()))[1:]
@@ -56,14 +61,25 @@ def mlm_loss(model, batch: dict) -> torch.Tensor:
     if head is None:
         return model(**batch).loss
     labels = batch["labels"]
-    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state
+    hidden = model.base_model(
+        input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")
+    ).last_hidden_state
     masked = labels != -100
     return torch.nn.functional.cross_entropy(head(hidden[masked]), labels[masked])
 
 
-def pretrain(base: str, corpus: list[str | Path], out: str | Path, steps: int = 200, batch_size: int = 16,
-             max_length: int = 128, lr: float = 5e-5, mlm_probability: float = 0.15, seed: int = 0,
-             progress: bool = True) -> Path:
+def pretrain(
+    base: str,
+    corpus: list[str | Path],
+    out: str | Path,
+    steps: int = 200,
+    batch_size: int = 16,
+    max_length: int = 128,
+    lr: float = 5e-5,
+    mlm_probability: float = 0.15,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """Continue MLM training of ``base`` on ``corpus``; write a backbone folder to ``out``."""
     from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
@@ -80,8 +96,9 @@ def pretrain(base: str, corpus: list[str | Path], out: str | Path, steps: int = 
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
     encoded = [tokenizer(p, truncation=True, max_length=max_length)["input_ids"] for p in passages]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, steps // 10))
-                                                 * max(0.0, (steps - s) / steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, (steps - s) / steps)
+    )
     model.train()
     losses, start = [], time.perf_counter()
     bar = tqdm(range(steps), desc="pre-training (MLM)", disable=not progress, unit="step")
@@ -98,10 +115,19 @@ def pretrain(base: str, corpus: list[str | Path], out: str | Path, steps: int = 
     out.mkdir(parents=True, exist_ok=True)
     model.base_model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    first, last = losses[: max(1, steps // 10)], losses[-max(1, steps // 10):]
-    record = {"base": base, "corpus": [str(c) for c in corpus], "passages": len(passages), "steps": steps,
-              "batch_size": batch_size, "max_length": max_length, "lr": lr, "seed": seed,
-              "loss_first": sum(first) / len(first), "loss_last": sum(last) / len(last),
-              "seconds": time.perf_counter() - start}
+    first, last = losses[: max(1, steps // 10)], losses[-max(1, steps // 10) :]
+    record = {
+        "base": base,
+        "corpus": [str(c) for c in corpus],
+        "passages": len(passages),
+        "steps": steps,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "lr": lr,
+        "seed": seed,
+        "loss_first": sum(first) / len(first),
+        "loss_last": sum(last) / len(last),
+        "seconds": time.perf_counter() - start,
+    }
     (out / "pretrain.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # last: marks done
     return out

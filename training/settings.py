@@ -5,6 +5,7 @@ query/key/value, lr 3e-4, 5 epochs) or ``bedside`` (measured on bc5cdr to come w
 F1 points of full fine-tuning on NER: r=16, alpha 32 on every Linear of the encoder, lr 1e-3,
 3 epochs; docs/results.md). Explicit values always win.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -26,16 +27,24 @@ class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipe: Literal["paper", "bedside"] = Field(
-        "paper", description="fills rank, alpha, target modules, learning rate and epochs where they are not "
+        "paper",
+        description="fills rank, alpha, target modules, learning rate and epochs where they are not "
         "given: paper (r=8, alpha 8, query/key/value, lr 3e-4, 5 epochs) or bedside (r=16, alpha 32, every "
-        "Linear, lr 1e-3, 3 epochs)")
-    method: Method = Field(Method.lora, description="what is trained: lora, ia3, full fine-tuning, prompt or prefix tuning")
+        "Linear, lr 1e-3, 3 epochs)",
+    )
+    method: Method = Field(
+        Method.lora, description="what is trained: lora, ia3, full fine-tuning, prompt or prefix tuning"
+    )
     rank: int = Field(8, ge=1, le=512, description="LoRA rank r", json_schema_extra=BY_RECIPE)
     alpha: float = Field(8, gt=0, description="LoRA scaling alpha", json_schema_extra=BY_RECIPE)
     dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
-    target_modules: tuple[str, ...] = Field(PAPER_TARGETS, description="module names LoRA/IA3 wrap", json_schema_extra=BY_RECIPE)
+    target_modules: tuple[str, ...] = Field(
+        PAPER_TARGETS, description="module names LoRA/IA3 wrap", json_schema_extra=BY_RECIPE
+    )
     num_virtual_tokens: int = Field(20, ge=1, le=512, description="prompt/prefix tuning length")
-    lr: float | None = Field(None, gt=0, description="learning rate", json_schema_extra={"cli_default": "the recipe's (PEFT) or 3e-5 (full)"})
+    lr: float | None = Field(
+        None, gt=0, description="learning rate", json_schema_extra={"cli_default": "the recipe's (PEFT) or 3e-5 (full)"}
+    )
     epochs: int = Field(5, ge=1, description="passes over the training split", json_schema_extra=BY_RECIPE)
     batch_size: int = Field(32, ge=1, description="training examples per optimiser step")
     eval_batch_size: int = Field(64, ge=1, description="examples per forward when scoring")
@@ -46,7 +55,9 @@ class TrainSettings(BaseModel):
     few_shot: int | None = Field(None, ge=1, description="examples per class")
     time_budget: float | None = Field(None, gt=0, description="stop training after this many seconds")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="autocast precision (bf16 and fp16 need a GPU)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast precision (bf16 and fp16 need a GPU)"
+    )
     head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout before the task head")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping (transformers' Trainer default)")
 

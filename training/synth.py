@@ -21,6 +21,7 @@ factors. The i2b2 sentences come from templates whose trigger words decide the
 relation type. Only ``random.Random(seed)`` is used, so a seed gives byte-identical
 files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,8 +44,14 @@ LABEL_NOISE_RATE = 0.1
 LOS_BAND_UPPER_DAYS = (3.0, 7.0, 14.0)  # bands 0..3: <=3, 3-7, 7-14, >14 days
 
 RELATION_WEIGHTS = (
-    ("TrAP", 0.22), ("TeRP", 0.22), ("PIP", 0.16), ("TeCP", 0.09),
-    ("TrCP", 0.09), ("TrIP", 0.08), ("TrWP", 0.07), ("TrNAP", 0.07),
+    ("TrAP", 0.22),
+    ("TeRP", 0.22),
+    ("PIP", 0.16),
+    ("TeCP", 0.09),
+    ("TrCP", 0.09),
+    ("TrIP", 0.08),
+    ("TrWP", 0.07),
+    ("TrNAP", 0.07),
 )
 SENTENCE_KIND_WEIGHTS = (("relation", 0.5), ("compound", 0.12), ("plain", 0.23), ("empty", 0.15))
 SLOT_TYPES = {"pr": "problem", "te": "test", "tr": "treatment"}
@@ -74,9 +81,7 @@ def _pronouns(sex: str) -> dict[str, str]:
 
 
 def _fill(rng: random.Random, template: str, pro: dict[str, str]) -> str:
-    return template.format(
-        n=rng.randint(2, 9), nn=rng.randint(10, 60), x=round(rng.uniform(2.5, 6.0), 1), **pro
-    )
+    return template.format(n=rng.randint(2, 9), nn=rng.randint(10, 60), x=round(rng.uniform(2.5, 6.0), 1), **pro)
 
 
 # --------------------------------------------------------------------------
@@ -311,11 +316,18 @@ class Sentence:
     relations: list[tuple[int, str, int]] = field(default_factory=list)  # concept indices
 
 
-def _realize(rng: random.Random, template: str, pro: dict[str, str],
-             links: tuple[tuple[str, str, str], ...] = (), opener: float = 0.2) -> Sentence:
+def _realize(
+    rng: random.Random,
+    template: str,
+    pro: dict[str, str],
+    links: tuple[tuple[str, str, str], ...] = (),
+    opener: float = 0.2,
+) -> Sentence:
     """Fill a template's slots with lexicon concepts; ``links`` name related slots."""
     fills = {
-        "pr": rng.sample(L.PROBLEMS, 3), "te": rng.sample(L.TESTS, 2), "tr": rng.sample(L.TREATMENTS, 2),
+        "pr": rng.sample(L.PROBLEMS, 3),
+        "te": rng.sample(L.TESTS, 2),
+        "tr": rng.sample(L.TREATMENTS, 2),
     }
     pieces = template.split(" ")
     if rng.random() < opener:
@@ -383,7 +395,9 @@ def _write_record(root: Path, name: str, lines: list[Sentence]) -> None:
         for a, label, b in sentence.relations:
             rel.append(f'{_concept_ref(sentence, line_no, a)}||r="{label}"||{_concept_ref(sentence, line_no, b)}')
     for sub, suffix, body in (
-        ("txt", "txt", [" ".join(s.tokens) for s in lines]), ("concept", "con", con), ("rel", "rel", rel)
+        ("txt", "txt", [" ".join(s.tokens) for s in lines]),
+        ("concept", "con", con),
+        ("rel", "rel", rel),
     ):
         folder = root / sub
         folder.mkdir(parents=True, exist_ok=True)
@@ -466,10 +480,16 @@ def write_synthetic(out_dir: str | Path, seed: int = 0, size: int = 600) -> dict
     note_start = record_start = 0
     for split, n_notes, n_records in zip(SPLITS, note_counts, record_counts):
         part = rows[note_start : note_start + n_notes]
-        _write_csv(out / "mortality" / f"{split}.csv", ("id", "text", "hospital_expire_flag"),
-                   [(i, text, died) for i, text, died, _ in part])
-        _write_csv(out / "length_of_stay" / f"{split}.csv", ("id", "text", "los_label"),
-                   [(i, text, los) for i, text, _, los in part])
+        _write_csv(
+            out / "mortality" / f"{split}.csv",
+            ("id", "text", "hospital_expire_flag"),
+            [(i, text, died) for i, text, died, _ in part],
+        )
+        _write_csv(
+            out / "length_of_stay" / f"{split}.csv",
+            ("id", "text", "los_label"),
+            [(i, text, los) for i, text, _, los in part],
+        )
         sentences: list[Sentence] = []
         for number in range(record_start, record_start + n_records):
             _write_record(out / "i2b2" / split, f"record-{number + 1:03d}", records[number])

@@ -5,6 +5,7 @@ linear schedule with 6 % warm-up, evaluation every epoch, the best epoch kept by
 validation metric, the test split scored once at the end. Every run records
 what it cost: parameters, wall time, time to best, peak memory, throughput.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,13 +25,13 @@ from bedside.adapters.artifact import BaseRef, HeadRef, Manifest, Method, save_f
 from bedside.adapters.backbones import Backbone, load_backbone, pick_device
 from bedside.adapters.examples import Example
 from bedside.adapters.heads import build_head
+from bedside.adapters.metrics import primary_metric
 from bedside.adapters.multi import MultiAdapterModel
 from bedside.adapters.tasks import TaskSpec
 
 from .evaluation import EvalResult, evaluate, smoke_examples
 from .loaders.sampling import few_shot
 from .methods import peft_config, servable
-from bedside.adapters.metrics import primary_metric
 from .settings import TrainSettings
 
 SLOT = "train"
@@ -140,8 +141,13 @@ def train(
     for epoch in range(1, settings.epochs + 1):
         model.train()
         order = torch.randperm(len(rows), generator=generator).tolist()
-        bar = tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch}/{settings.epochs}",
-                   disable=not progress, leave=False, unit="batch")
+        bar = tqdm(
+            range(0, len(order), settings.batch_size),
+            desc=f"epoch {epoch}/{settings.epochs}",
+            disable=not progress,
+            leave=False,
+            unit="batch",
+        )
         losses = []
         loop_start = time.perf_counter()
         for i in bar:
@@ -166,8 +172,14 @@ def train(
         val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, rows=val_rows)
         score = val.metrics.get(metric, float("-inf"))
         elapsed = time.perf_counter() - start
-        history.append({"epoch": epoch, "train_loss": sum(losses) / max(len(losses), 1),
-                        f"val_{metric}": score, "elapsed_s": round(elapsed, 3)})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": sum(losses) / max(len(losses), 1),
+                f"val_{metric}": score,
+                "elapsed_s": round(elapsed, 3),
+            }
+        )
         _write_log(log_path, history)
         if progress:
             tqdm.write(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f}  val {metric} {score:.4f}")
@@ -199,11 +211,13 @@ def train(
     metrics = {f"test_{k}": v for k, v in test.metrics.items()}
     metrics.update({f"val_{metric}": best_score if best is not None else None})
     # The artifact gets its own folder: the registry accepts only artifact files.
-    artifact = _save(out / ARTIFACT_DIR, model, task, settings, backbone, test, cost, train_examples,
-                     splits["test"], name)
-    (out / "metrics.json").write_text(json.dumps({"metrics": metrics, "cost": cost,
-                                                  "settings": json.loads(settings.model_dump_json())},
-                                                 indent=2) + "\n")
+    artifact = _save(
+        out / ARTIFACT_DIR, model, task, settings, backbone, test, cost, train_examples, splits["test"], name
+    )
+    (out / "metrics.json").write_text(
+        json.dumps({"metrics": metrics, "cost": cost, "settings": json.loads(settings.model_dump_json())}, indent=2)
+        + "\n"
+    )
     return TrainResult(artifact=artifact, metrics=metrics, cost=cost)
 
 

@@ -1,4 +1,5 @@
 """``bedside export onnx``: an adapter artifact as an ONNX graph (LoRA merged, head included)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,10 +16,13 @@ console = Console()
 def onnx(
     adapter: Path = typer.Option(..., "--adapter", exists=True, file_okay=False, help="adapter artifact folder"),
     backbone: str = typer.Option("embedded", help="the base the adapter was trained on"),
-    out: Optional[Path] = typer.Option(None, help="cache folder (default: $BEDSIDE_ONNX_CACHE or ~/.cache/bedside/onnx)"),
+    out: Optional[Path] = typer.Option(
+        None, help="cache folder (default: $BEDSIDE_ONNX_CACHE or ~/.cache/bedside/onnx)"
+    ),
     int8: bool = typer.Option(False, "--int8", help="also write the dynamically quantised int8 graph (CPU)"),
-    provider: Optional[str] = typer.Option(None, help="execution provider to check the graph on (default: CUDA "
-                                                      "when available, else CPU)"),
+    provider: Optional[str] = typer.Option(
+        None, help="execution provider to check the graph on (default: CUDA when available, else CPU)"
+    ),
     rebuild: bool = typer.Option(False, help="export again even when the cache has the files"),
 ) -> None:
     """Export (or reuse from the cache) and check that the graph opens on the provider."""

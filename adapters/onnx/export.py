@@ -8,6 +8,7 @@ Files are cached under a folder keyed by the artifact's content hash, the backbo
 fingerprint, the variant (``fp32``; ``int8`` for CPUs; ``fp16`` for GPUs) and this exporter's format version; a
 folder missing any of its files is rebuilt.
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,8 +52,10 @@ def merged_encoder(backbone: Backbone, artifact: Artifact) -> nn.Module:
 
     m = artifact.manifest
     if any(isinstance(module, BaseTunerLayer) for module in backbone.encoder.modules()):
-        raise ExportError("the backbone's encoder has PEFT layers injected (it is in use by a model): "
-                          "export from a freshly loaded backbone")
+        raise ExportError(
+            "the backbone's encoder has PEFT layers injected (it is in use by a model): "
+            "export from a freshly loaded backbone"
+        )
     encoder = copy.deepcopy(backbone.encoder).float().cpu().eval()
     if m.method is Method.full:
         encoder.load_state_dict(artifact.encoder_state, strict=True)
@@ -114,14 +117,25 @@ def export_onnx(module: MergedAdapter, path: Path, pad_id: int = 0) -> Path:
     sample = [EncodedRow([1] * 8, TaskKind.pair, markers=(1 + i, 3 + i)) for i in range(2)]  # any rows do
     extra = head.extra(sample)
     args = (ids, mask) + (() if extra is None else (torch.from_numpy(extra),))
-    dynamic = {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
-               **{name: {0: "batch"} for name in head.extra_inputs},
-               "logits": {0: "batch", 1: "length"} if head.per_token else {0: "batch"}}
+    dynamic = {
+        "input_ids": {0: "batch", 1: "length"},
+        "attention_mask": {0: "batch", 1: "length"},
+        **{name: {0: "batch"} for name in head.extra_inputs},
+        "logits": {0: "batch", 1: "length"} if head.per_token else {0: "batch"},
+    }
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), input_names=names, output_names=["logits"],
-                          dynamic_axes={k: v for k, v in dynamic.items() if k in names or k == "logits"},
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={k: v for k, v in dynamic.items() if k in names or k == "logits"},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     return path
 
 
@@ -131,8 +145,7 @@ def optimize(raw: Path, out: Path, num_heads: int, hidden_size: int, fp16: bool 
     GPU and float16 weights and activations (inputs and logits stay as they are)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    model = optimize_model(str(raw), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-                           use_gpu=fp16)
+    model = optimize_model(str(raw), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, use_gpu=fp16)
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items()}
     if fp16:
         model.convert_float_to_float16(keep_io_types=True)
@@ -153,8 +166,14 @@ def quantize_int8(src: Path, out: Path) -> None:
 
     # Fused contrib ops (Attention, SkipLayerNormalization) defeat shape inference: say the
     # untyped tensors are float.
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    quantize_dynamic(
+        str(src),
+        str(out),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
 
 
 # -- cache ------------------------------------------------------------------------------
@@ -212,8 +231,13 @@ def _complete(folder: Path, variant: str) -> bool:
     return all((folder / name).is_file() for name in _expected_files(variant))
 
 
-def export_artifact(artifact_dir: str | Path, backbone: Backbone, cache_dir: str | Path | None = None,
-                    variant: str = "fp32", rebuild: bool = False) -> Exported:
+def export_artifact(
+    artifact_dir: str | Path,
+    backbone: Backbone,
+    cache_dir: str | Path | None = None,
+    variant: str = "fp32",
+    rebuild: bool = False,
+) -> Exported:
     """Export (or reuse) one artifact's ONNX graph for ``variant`` (fp32 or int8)."""
     artifact_dir = Path(artifact_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -229,16 +253,27 @@ def export_artifact(artifact_dir: str | Path, backbone: Backbone, cache_dir: str
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache))
     try:
-        meta = {"format": EXPORT_FORMAT, "opset": OPSET, "variant": variant, "kind": m.task.kind.value,
-                "adapter": m.name, "adapter_version": m.version, "task": m.task.name,
-                "labels": list(m.task.labels), "artifact_sha256": artifact_sha256(artifact_dir),
-                "backbone": backbone.name, "backbone_fingerprint": backbone.fingerprint,
-                "inputs": input_names(m.task.kind), "pad_id": backbone.tokenizer.pad_token_id or 0}
+        meta = {
+            "format": EXPORT_FORMAT,
+            "opset": OPSET,
+            "variant": variant,
+            "kind": m.task.kind.value,
+            "adapter": m.name,
+            "adapter_version": m.version,
+            "task": m.task.name,
+            "labels": list(m.task.labels),
+            "artifact_sha256": artifact_sha256(artifact_dir),
+            "backbone": backbone.name,
+            "backbone_fingerprint": backbone.fingerprint,
+            "inputs": input_names(m.task.kind),
+            "pad_id": backbone.tokenizer.pad_token_id or 0,
+        }
         if variant == "fp32":
             export_onnx(build_merged(artifact, backbone), work / RAW_FILE, meta["pad_id"])
             config = backbone.encoder.config
-            meta["fused_ops"] = optimize(work / RAW_FILE, work / MODEL_FILE, config.num_attention_heads,
-                                         config.hidden_size)
+            meta["fused_ops"] = optimize(
+                work / RAW_FILE, work / MODEL_FILE, config.num_attention_heads, config.hidden_size
+            )
         else:
             fp32 = export_artifact(artifact_dir, backbone, cache, "fp32", rebuild=False)
             meta["derived_from"] = fp32.folder.name
@@ -247,8 +282,9 @@ def export_artifact(artifact_dir: str | Path, backbone: Backbone, cache_dir: str
                 quantize_int8(fp32.model_path, work / MODEL_FILE)
             else:  # fp16 for GPUs: optimised again with the GPU fusions
                 config = backbone.encoder.config
-                meta["fused_ops"] = optimize(fp32.folder / RAW_FILE, work / MODEL_FILE,
-                                             config.num_attention_heads, config.hidden_size, fp16=True)
+                meta["fused_ops"] = optimize(
+                    fp32.folder / RAW_FILE, work / MODEL_FILE, config.num_attention_heads, config.hidden_size, fp16=True
+                )
         publish(work, folder, meta)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -4,6 +4,7 @@ A session is opened with an explicit provider list and its first provider is che
 onnxruntime otherwise falls back to CPU silently (for example when the CUDA libraries
 do not load), and a GPU service would then quietly run at CPU speed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -54,8 +55,9 @@ def variant_for(setting: str, provider: str) -> str:
     return setting
 
 
-def open_session(path: str | Path, provider: str | None = None, threads: int | None = None,
-                 provider_options: dict | None = None):
+def open_session(
+    path: str | Path, provider: str | None = None, threads: int | None = None, provider_options: dict | None = None
+):
     """An InferenceSession on exactly ``provider`` (default: :func:`default_provider`).
     ``provider_options``: e.g. ``{"device_id": 1}`` for CUDA.
 
@@ -66,8 +68,9 @@ def open_session(path: str | Path, provider: str | None = None, threads: int | N
     want = provider or default_provider()
     available = ort.get_available_providers()
     if want not in available:
-        raise ProviderError(f"execution provider {want!r} is not available in this onnxruntime "
-                            f"(available: {', '.join(available)})")
+        raise ProviderError(
+            f"execution provider {want!r} is not available in this onnxruntime (available: {', '.join(available)})"
+        )
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
@@ -84,8 +87,10 @@ def open_session(path: str | Path, provider: str | None = None, threads: int | N
         raise ProviderError(f"could not open {path} on {want}: {exc}") from exc
     got = session.get_providers()
     if not got or got[0] != want:
-        raise ProviderError(f"asked for {want} but the session runs on {got[0] if got else 'nothing'} "
-                            f"(onnxruntime fell back; is the {want} runtime installed and a device present?)")
+        raise ProviderError(
+            f"asked for {want} but the session runs on {got[0] if got else 'nothing'} "
+            f"(onnxruntime fell back; is the {want} runtime installed and a device present?)"
+        )
     return session
 
 
@@ -121,8 +126,9 @@ class OnnxModel:
     """Exported adapters as an :class:`~adapters.interface.AdapterModel`: each run of a routed
     batch goes through its adapter's own session (design A has one graph per adapter)."""
 
-    def __init__(self, tokenizer, provider: str | None = None, threads: int | None = None,
-                 provider_options: dict | None = None) -> None:
+    def __init__(
+        self, tokenizer, provider: str | None = None, threads: int | None = None, provider_options: dict | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.provider = provider
         self.threads = threads

@@ -7,6 +7,7 @@ a layer), so R = the sum of the ranks and one ``row_mask`` [B, R] serves every l
 Adding, removing or swapping an adapter re-packs arrays: no re-export, no new session.
 The graph returns the last hidden states; heads run in torch afterwards.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,7 +29,6 @@ from ..bank import lora_weights
 from ..batch import Batch
 from ..encoding import EncodedRow, Encoder, pad_rows
 from ..interface import Slot, head_logits, predict_rows
-
 from .export import EXPORT_FORMAT, META_FILE, OPSET, ExportError, default_cache_dir, optimize, publish
 from .session import open_session
 
@@ -76,12 +76,16 @@ class SharedEncoder(nn.Module):
 
 def linear_targets(backbone: Backbone, names=("query", "key", "value")) -> list[str]:
     """Every Linear of the encoder whose last name is in ``names`` (PEFT's target_modules)."""
-    return [path for path, module in backbone.encoder.named_modules()
-            if isinstance(module, nn.Linear) and path.rsplit(".", 1)[-1] in names]
+    return [
+        path
+        for path, module in backbone.encoder.named_modules()
+        if isinstance(module, nn.Linear) and path.rsplit(".", 1)[-1] in names
+    ]
 
 
-def export_shared(backbone: Backbone, targets: list[str], cache_dir: str | Path | None = None,
-                  rebuild: bool = False) -> tuple[Path, dict]:
+def export_shared(
+    backbone: Backbone, targets: list[str], cache_dir: str | Path | None = None, rebuild: bool = False
+) -> tuple[Path, dict]:
     """Export (or reuse) the shared graph for ``targets``; return its path and metadata."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -103,10 +107,16 @@ def export_shared(backbone: Backbone, targets: list[str], cache_dir: str | Path 
     mask = torch.ones((2, 8), dtype=torch.long)
     mask[1, 5:] = 0
     row_mask = torch.ones((2, rank))
-    weights, names, dynamic = [], [], {"input_ids": {0: "batch", 1: "length"},
-                                       "attention_mask": {0: "batch", 1: "length"},
-                                       "row_mask": {0: "batch", 1: "rank"},
-                                       "hidden": {0: "batch", 1: "length"}}
+    weights, names, dynamic = (
+        [],
+        [],
+        {
+            "input_ids": {0: "batch", 1: "length"},
+            "attention_mask": {0: "batch", 1: "length"},
+            "row_mask": {0: "batch", 1: "rank"},
+            "hidden": {0: "batch", 1: "length"},
+        },
+    )
     for i, layer in enumerate(module.layers):
         weights += [torch.zeros(rank, layer.base.in_features), torch.zeros(layer.base.out_features, rank)]
         names += [f"A_{i}", f"B_{i}"]
@@ -116,16 +126,30 @@ def export_shared(backbone: Backbone, targets: list[str], cache_dir: str | Path 
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (ids, mask, row_mask, *weights), str(work / "raw.onnx"),
-                              input_names=["input_ids", "attention_mask", "row_mask", *names],
-                              output_names=["hidden"], dynamic_axes=dynamic, opset_version=OPSET,
-                              do_constant_folding=True, dynamo=False)
+            torch.onnx.export(
+                module,
+                (ids, mask, row_mask, *weights),
+                str(work / "raw.onnx"),
+                input_names=["input_ids", "attention_mask", "row_mask", *names],
+                output_names=["hidden"],
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                do_constant_folding=True,
+                dynamo=False,
+            )
         config = backbone.encoder.config
         fused = optimize(work / "raw.onnx", work / SHARED_FILE, config.num_attention_heads, config.hidden_size)
         (work / "raw.onnx").unlink()
-        meta = {"format": EXPORT_FORMAT, "design": "shared", "opset": OPSET, "targets": targets,
-                "weight_inputs": names, "backbone": backbone.name, "backbone_fingerprint": backbone.fingerprint,
-                "fused_ops": fused}
+        meta = {
+            "format": EXPORT_FORMAT,
+            "design": "shared",
+            "opset": OPSET,
+            "targets": targets,
+            "weight_inputs": names,
+            "backbone": backbone.name,
+            "backbone_fingerprint": backbone.fingerprint,
+            "fused_ops": fused,
+        }
         publish(work, folder, meta)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -137,8 +161,15 @@ class SharedOnnxModel:
     """Every adapter through one shared-encoder session, as an
     :class:`~adapters.interface.AdapterModel`. Adapters are packed, not exported."""
 
-    def __init__(self, backbone: Backbone, graph: Path, meta: dict, provider: str | None = None,
-                 threads: int | None = None, provider_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        graph: Path,
+        meta: dict,
+        provider: str | None = None,
+        threads: int | None = None,
+        provider_options: dict | None = None,
+    ) -> None:
         self.tokenizer = backbone.tokenizer
         self.fingerprint = backbone.fingerprint
         self.hidden_size = backbone.hidden_size
@@ -159,15 +190,25 @@ class SharedOnnxModel:
         weights = {}
         for path, (a, b) in lora_weights(artifact.peft_config, artifact.peft_state).items():
             if path not in self._dims:
-                raise ExportError(f"{path} is not a LoRA input of the shared graph (targets: "
-                                  f"{', '.join(sorted({t.rsplit('.', 1)[-1] for t in self.targets}))})")
+                raise ExportError(
+                    f"{path} is not a LoRA input of the shared graph (targets: "
+                    f"{', '.join(sorted({t.rsplit('.', 1)[-1] for t in self.targets}))})"
+                )
             weights[path] = (a.numpy().astype(np.float32), b.numpy().astype(np.float32))
         ranks = {a.shape[0] for a, _ in weights.values()}
         rank = max(ranks) if ranks else 0
-        weights = {p: (np.pad(a, ((0, rank - a.shape[0]), (0, 0))), np.pad(b, ((0, 0), (0, rank - b.shape[1]))))
-                   for p, (a, b) in weights.items()}  # rank_pattern: zero rows add nothing
-        self.slots[name] = Slot(name, m.task, Encoder(self.tokenizer, m.task, max_length=m.max_length),
-                                head=artifact.build_head().eval(), lora=weights, rank=rank)
+        weights = {
+            p: (np.pad(a, ((0, rank - a.shape[0]), (0, 0))), np.pad(b, ((0, 0), (0, rank - b.shape[1]))))
+            for p, (a, b) in weights.items()
+        }  # rank_pattern: zero rows add nothing
+        self.slots[name] = Slot(
+            name,
+            m.task,
+            Encoder(self.tokenizer, m.task, max_length=m.max_length),
+            head=artifact.build_head().eval(),
+            lora=weights,
+            rank=rank,
+        )
         self._packed = None
 
     def remove(self, name: str) -> None:
@@ -201,8 +242,9 @@ class SharedOnnxModel:
         for run in batch.runs:
             lo, hi = spans[run.slot]
             row_mask[run.rows, lo:hi] = 1
-        (hidden,) = self.session.run(["hidden"], {**feeds, "input_ids": ids, "attention_mask": mask,
-                                                   "row_mask": row_mask})
+        (hidden,) = self.session.run(
+            ["hidden"], {**feeds, "input_ids": ids, "attention_mask": mask, "row_mask": row_mask}
+        )
         return torch.from_numpy(hidden), torch.from_numpy(mask)
 
     @torch.inference_mode()

@@ -6,12 +6,14 @@ local filesystem backend (:mod:`.local`) works for several replicas when the
 store is on a shared volume; an object-store backend would implement the same
 methods (as lorax keeps adapter sources behind one ABC).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 class StoreBackend(ABC):

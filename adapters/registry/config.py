@@ -1,4 +1,5 @@
 """Where the store is and who is acting, when nobody says."""
+
 from __future__ import annotations
 
 import getpass

@@ -4,6 +4,7 @@ The CLI prints ``error [code]: message``; the service's admin API maps the same
 objects to JSON bodies, so the two never disagree about what went wrong.
 Messages describe the artifact or the store, never request text.
 """
+
 from __future__ import annotations
 
 import errno
@@ -77,7 +78,7 @@ class StoreUnavailable(RegistryError):
         self.http_status = http_status
 
     @classmethod
-    def from_os_error(cls, exc: OSError, doing: str) -> "StoreUnavailable":
+    def from_os_error(cls, exc: OSError, doing: str) -> StoreUnavailable:
         # 507 Insufficient Storage for "full", 503 for "cannot write at all".
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         reason = errno.errorcode.get(exc.errno or 0, "I/O error")

@@ -1,4 +1,5 @@
 """Small filesystem helpers: atomic writes, hashes, read-only marking, forced removal."""
+
 from __future__ import annotations
 
 import hashlib

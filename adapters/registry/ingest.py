@@ -3,6 +3,7 @@
 Errors are sorted by side: trouble reading the *source* is the artifact's fault
 (InvalidArtifact), trouble writing the *store* is the store's (StoreUnavailable).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Has a stored version drifted from what was pushed? (re-hash against its record)"""
+
 from __future__ import annotations
 
 from pathlib import Path

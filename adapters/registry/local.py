@@ -16,6 +16,7 @@ A version appears by one ``os.rename`` of a complete staging folder, so a crash
 mid-push leaves nothing half-visible; pointers change by write-temp + fsync +
 ``os.replace``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,14 +27,15 @@ import re
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from ..tasks import TASK_NAME_PATTERN
 from .backend import StoreBackend
 from .errors import InvalidArtifact, NotFound, StoreUnavailable
 from .fsio import atomic_write, force_rmtree, fsync_dir, make_read_only
 from .models import VERSION_PATTERN, check_task_name, check_version_name
-from ..tasks import TASK_NAME_PATTERN
 
 ARTIFACT_DIR = "artifact"
 RECORD = "record.json"
@@ -219,14 +221,14 @@ class LocalStore(StoreBackend):
                 fcntl.flock(fd, fcntl.LOCK_EX)  # whole lines, even from many processes
                 view = memoryview(line)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
 
     def audit_lines(self) -> Iterator[dict[str, Any]]:
         try:
-            f = open(self.root / "audit.jsonl", "rb")
+            f = open(self.root / "audit.jsonl", "rb")  # noqa: SIM115 - closed by the with below
         except FileNotFoundError:
             return
         with f:

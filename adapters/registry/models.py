@@ -1,4 +1,5 @@
 """What the registry returns and records (pydantic; no torch imports here)."""
+
 from __future__ import annotations
 
 import re

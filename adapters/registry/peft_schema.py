@@ -6,6 +6,7 @@ fetch something (``revision``, a foreign ``base_model_name_or_path``), change th
 base outside the adapter (``modules_to_save``, biases) or take a path the
 mixed-batch server does not run (DoRA, QA-LoRA, LoftQ, ...).
 """
+
 from __future__ import annotations
 
 import json

@@ -4,20 +4,30 @@ The CLI and the service's admin API both call this class; the rules live here
 and nowhere else. Importing it is cheap (no torch): heavy validation and the
 smoke prediction are imported only when a push or an activation needs them.
 """
+
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
 from ..tasks import PRESETS, TaskSpec
 from .backend import StoreBackend
 from .config import resolve_store
-from .errors import (BaseMismatch, Conflict, InvalidArtifact, NotFound, NotServable, RegistryError, SmokeFailed,
-                     StoreUnavailable)
+from .errors import (
+    BaseMismatch,
+    Conflict,
+    InvalidArtifact,
+    NotFound,
+    NotServable,
+    RegistryError,
+    SmokeFailed,
+    StoreUnavailable,
+)
 from .fsio import artifact_sha256
 from .integrity import drift
 from .local import LocalStore
@@ -27,15 +37,22 @@ Smoke = Callable[[Path], None]
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 class Registry:
     """Open a store. ``backbone`` (the served base) enables shape checks and the default smoke."""
 
-    def __init__(self, root: str | Path | None = None, expected_base: ExpectedBase | tuple | None = None,
-                 base_encoder=None, smoke: Smoke | None = None, backbone=None, limits=None,
-                 backend: StoreBackend | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        expected_base: ExpectedBase | tuple | None = None,
+        base_encoder=None,
+        smoke: Smoke | None = None,
+        backbone=None,
+        limits=None,
+        backend: StoreBackend | None = None,
+    ) -> None:
         self.backend = backend or LocalStore(resolve_store(root))
         if backbone is not None:
             expected_base = expected_base or (backbone.name, backbone.fingerprint, backbone.hidden_size)
@@ -54,8 +71,9 @@ class Registry:
         return self.backend.root
 
     # -- push ---------------------------------------------------------------------
-    def push(self, src_dir: str | Path, task: str | None = None, actor: str = "cli",
-             activate: bool = False) -> VersionInfo:
+    def push(
+        self, src_dir: str | Path, task: str | None = None, actor: str = "cli", activate: bool = False
+    ) -> VersionInfo:
         """Validate a copy of ``src_dir`` in staging and publish it as the task's next version."""
         from .ingest import stage_files
         from .validate import Limits, check_task_spec, validate_artifact
@@ -67,8 +85,9 @@ class Registry:
             with self.backend.staging() as staged:
                 files = stage_files(Path(src_dir), staged, self.limits or Limits())
                 sha = artifact_sha256(files)
-                checked = validate_artifact(staged, self.limits or Limits(), self.expected_base,
-                                            self.base_encoder, task)
+                checked = validate_artifact(
+                    staged, self.limits or Limits(), self.expected_base, self.base_encoder, task
+                )
                 task = checked.manifest.task.name
                 check_task_spec(checked.manifest.task, self._expected_spec(task))
                 version = self.backend.commit(task, staged, self._record(checked.manifest, files, sha, actor))
@@ -98,12 +117,21 @@ class Registry:
     @staticmethod
     def _record(manifest, files: dict[str, str], sha: str, actor: str) -> dict[str, Any]:
         return {
-            "sha256": sha, "files": files, "pushed_at": _now(), "pushed_by": actor,
-            "name": manifest.name, "method": manifest.method.value, "metrics": manifest.metrics,
-            "created_at": manifest.created_at.isoformat(), "servable": manifest.servable,
-            "not_servable_reason": manifest.not_servable_reason, "task_kind": manifest.task.kind.value,
-            "labels": list(manifest.task.labels), "task_spec": manifest.task.model_dump(mode="json"),
-            "base_name": manifest.base.name, "base_fingerprint": manifest.base.fingerprint,
+            "sha256": sha,
+            "files": files,
+            "pushed_at": _now(),
+            "pushed_by": actor,
+            "name": manifest.name,
+            "method": manifest.method.value,
+            "metrics": manifest.metrics,
+            "created_at": manifest.created_at.isoformat(),
+            "servable": manifest.servable,
+            "not_servable_reason": manifest.not_servable_reason,
+            "task_kind": manifest.task.kind.value,
+            "labels": list(manifest.task.labels),
+            "task_spec": manifest.task.model_dump(mode="json"),
+            "base_name": manifest.base.name,
+            "base_fingerprint": manifest.base.fingerprint,
         }
 
     # -- activation ------------------------------------------------------------------
@@ -116,8 +144,10 @@ class Registry:
             record = self.backend.read_record(task, version)
             sha = record.get("sha256")
             if not record.get("servable", True):
-                raise NotServable(f"{task} {version} is not servable on the shared base: "
-                                  f"{record.get('not_servable_reason') or 'no reason given'}")
+                raise NotServable(
+                    f"{task} {version} is not servable on the shared base: "
+                    f"{record.get('not_servable_reason') or 'no reason given'}"
+                )
             self._check_base(record)
             self._check_integrity(task, version, record)
             self._run_smoke(task, version)  # outside the lock: the version is immutable
@@ -171,13 +201,16 @@ class Registry:
         self.audit(actor, "delete", task, version, sha, "ok")
 
     def _point(self, task: str, version: str, previous: str | None, sha: str, actor: str) -> None:
-        self.backend.write_pointer(task, {"active": version, "previous": previous, "sha256": sha,
-                                          "changed_at": _now(), "changed_by": actor})
+        self.backend.write_pointer(
+            task, {"active": version, "previous": previous, "sha256": sha, "changed_at": _now(), "changed_by": actor}
+        )
 
     def _check_base(self, record: dict[str, Any]) -> None:
         if self.expected_base and record.get("base_fingerprint") != self.expected_base.fingerprint:
-            raise BaseMismatch(f"the version was trained on {record.get('base_name')!r}, not the served base "
-                               f"{self.expected_base.name!r}")
+            raise BaseMismatch(
+                f"the version was trained on {record.get('base_name')!r}, not the served base "
+                f"{self.expected_base.name!r}"
+            )
 
     def _check_integrity(self, task: str, version: str, record: dict[str, Any]) -> None:
         if problems := self._drift(task, version, record):
@@ -240,8 +273,9 @@ class Registry:
     # -- integrity ------------------------------------------------------------------------
     def verify(self) -> list[str]:
         """Re-hash every stored file; return the problems (empty: no drift)."""
-        pushed = {(e.task, e.version): e.sha256 for e in self.audit_entries()
-                  if e.action == "push" and e.outcome == "ok"}
+        pushed = {
+            (e.task, e.version): e.sha256 for e in self.audit_entries() if e.action == "push" and e.outcome == "ok"
+        }
         problems = []
         for task in self.backend.tasks():
             for version in self.backend.versions(task):
@@ -265,12 +299,27 @@ class Registry:
         return drift(self.backend.artifact_dir(task, version), record)
 
     # -- audit ----------------------------------------------------------------------------
-    def audit(self, actor: str, action: str, task: str | None, version: str | None = None,
-              sha256: str | None = None, outcome: str = "ok", reason: str | None = None) -> None:
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        task: str | None,
+        version: str | None = None,
+        sha256: str | None = None,
+        outcome: str = "ok",
+        reason: str | None = None,
+    ) -> None:
         """Append one audit line (also for attempts denied elsewhere, e.g. a missing admin token)."""
-        entry = AuditEntry(time=datetime.now(timezone.utc), actor=str(actor)[:200], action=str(action)[:64],
-                           task=task, version=version, sha256=sha256, outcome=str(outcome)[:32],
-                           reason=reason[:500] if reason else None)
+        entry = AuditEntry(
+            time=datetime.now(UTC),
+            actor=str(actor)[:200],
+            action=str(action)[:64],
+            task=task,
+            version=version,
+            sha256=sha256,
+            outcome=str(outcome)[:32],
+            reason=reason[:500] if reason else None,
+        )
         self.backend.append_audit(entry.model_dump(mode="json"))
 
     def audit_entries(self) -> list[AuditEntry]:

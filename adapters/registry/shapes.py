@@ -4,6 +4,7 @@ An adapter trained on another base (or a forged fingerprint) shows up here as a
 tensor for a module the base lacks, or a LoRA A/B whose in/out sizes differ from
 the targeted Linear layer. Works from safetensors headers only (no torch load).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,7 @@ def _matches(module: str, names: list[str] | None) -> bool:
 
 
 def _module_of(key: str, pattern: re.Pattern) -> re.Match:
-    if not key.startswith(PREFIX) or not (match := pattern.match(key[len(PREFIX):])):
+    if not key.startswith(PREFIX) or not (match := pattern.match(key[len(PREFIX) :])):
         raise InvalidArtifact(f"adapter_model.safetensors: unexpected tensor {key!r} for this PEFT method")
     return match
 
@@ -42,8 +43,9 @@ def base_linear_shape(base_encoder, module: str) -> tuple[int, int]:
     return layer.in_features, layer.out_features
 
 
-def check_adapter_tensors(config: PeftSchema, tensors: dict[str, TensorInfo], base_encoder=None,
-                          max_rank: int = 64) -> None:
+def check_adapter_tensors(
+    config: PeftSchema, tensors: dict[str, TensorInfo], base_encoder=None, max_rank: int = 64
+) -> None:
     """Refuse tensors that do not belong to ``config`` or do not fit ``base_encoder``."""
     if not tensors:
         raise InvalidArtifact("adapter_model.safetensors holds no tensors")

@@ -4,20 +4,26 @@ Inputs come from the artifact's ``examples.json`` (``{"input", "expected"}``); w
 an example says what it expects, the label or the entity spans must match. With no
 examples, the task kind's built-in input must give a finite, well-formed answer.
 """
+
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def fresh_backbone(backbone):
     """A private copy of the served encoder: PEFT injects layers in place, the served one must not change."""
     from ..backbones import Backbone
 
-    return Backbone(encoder=pristine_encoder(backbone.encoder), tokenizer=backbone.tokenizer,
-                    name=backbone.name, fingerprint=backbone.fingerprint)
+    return Backbone(
+        encoder=pristine_encoder(backbone.encoder),
+        tokenizer=backbone.tokenizer,
+        name=backbone.name,
+        fingerprint=backbone.fingerprint,
+    )
 
 
 def pristine_encoder(encoder):
@@ -33,8 +39,11 @@ def pristine_encoder(encoder):
     clean = type(encoder)(copy.deepcopy(encoder.config))
     drop_pooler(clean)
     # PEFT wraps a layer as `.base_layer`, a LoRA bank as `.base`; either way keep only the base weights.
-    state = {k.replace(".base_layer.", ".").replace(".base.", "."): v for k, v in encoder.state_dict().items()
-             if ".lora_" not in k and ".ia3_" not in k}
+    state = {
+        k.replace(".base_layer.", ".").replace(".base.", "."): v
+        for k, v in encoder.state_dict().items()
+        if ".lora_" not in k and ".ia3_" not in k
+    }
     clean.load_state_dict(state, strict=True)
     return clean.eval().to(next(encoder.parameters()).device)
 

@@ -5,6 +5,7 @@ file can claim a huge header, 100k entries, overlapping or out-of-file offsets,
 or shapes that do not match their byte ranges; every read here is bounded and
 every claim is checked against the file size before a byte of data is touched.
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ unpacked upload): allow-listed regular files only, bounded sizes, hand-checked
 safetensors, an allow-listed PEFT config, a consistent manifest, and shapes that
 fit the served base. Nothing here loads weights into torch or touches the network.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from ..artifact import (ARTIFACT_FILES, ENCODER_WEIGHTS, EXAMPLES, HEAD_WEIGHTS, MANIFEST, MODEL_CARD,
-                        PEFT_CONFIG, PEFT_WEIGHTS, ArtifactError, Manifest, Method, read_manifest)
+from ..artifact import (
+    ARTIFACT_FILES,
+    ENCODER_WEIGHTS,
+    EXAMPLES,
+    HEAD_WEIGHTS,
+    MANIFEST,
+    MODEL_CARD,
+    PEFT_CONFIG,
+    PEFT_WEIGHTS,
+    ArtifactError,
+    Manifest,
+    Method,
+    read_manifest,
+)
 from ..tasks import TaskSpec
 from .errors import BaseMismatch, ForbiddenConfig, InvalidArtifact, TooLarge, UnexpectedFile
 from .models import ExpectedBase
@@ -59,12 +72,22 @@ class CheckedArtifact:
 # -- the folder ------------------------------------------------------------------
 def check_name(name: str) -> str:
     """Only bare, allow-listed file names: no separators, no '..', nothing absolute."""
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or "\0" in name \
-            or name in (".", "..") or os.path.isabs(name):
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or name in (".", "..")
+        or os.path.isabs(name)
+    ):
         raise UnexpectedFile(f"file name {name[:80]!r} is not a plain file name (path tricks are refused)")
     if name not in ARTIFACT_FILES:
-        hint = " (archives are not accepted: push the unpacked artifact folder)" \
-            if name.lower().endswith(ARCHIVE_SUFFIXES) else ""
+        hint = (
+            " (archives are not accepted: push the unpacked artifact folder)"
+            if name.lower().endswith(ARCHIVE_SUFFIXES)
+            else ""
+        )
         raise UnexpectedFile(f"unexpected file {name[:80]!r}{hint}; allowed: {', '.join(ARTIFACT_FILES)}")
     return name
 
@@ -184,8 +207,13 @@ def required_files(method: Method) -> tuple[set[str], set[str]]:
     raise ForbiddenConfig(f"{method.value} adapters are not stored: only LoRA, IA3 and full fine-tuning")
 
 
-def validate_artifact(path: str | Path, limits: Limits = Limits(), expected_base: ExpectedBase | None = None,
-                      base_encoder=None, task: str | None = None) -> CheckedArtifact:
+def validate_artifact(
+    path: str | Path,
+    limits: Limits = Limits(),
+    expected_base: ExpectedBase | None = None,
+    base_encoder=None,
+    task: str | None = None,
+) -> CheckedArtifact:
     """Run every check on a local artifact folder; raise a RegistryError on the first failure."""
     path = Path(path)
     expected_base = ExpectedBase(*expected_base) if expected_base is not None else None
@@ -233,8 +261,9 @@ def served_base_names(manifest: Manifest, expected_base: ExpectedBase | None, ba
 
 def _check_peft(path: Path, checked: CheckedArtifact, expected_base, base_encoder, limits: Limits) -> PeftSchema:
     manifest = checked.manifest
-    config = parse_peft_config((path / PEFT_CONFIG).read_bytes(), limits.max_rank,
-                               served_base_names(manifest, expected_base, base_encoder))
+    config = parse_peft_config(
+        (path / PEFT_CONFIG).read_bytes(), limits.max_rank, served_base_names(manifest, expected_base, base_encoder)
+    )
     if config.peft_type != PEFT_TYPES[manifest.method]:
         raise InvalidArtifact(f"manifest method {manifest.method.value} but adapter_config.json is {config.peft_type}")
     check_adapter_tensors(config, checked.tensors[PEFT_WEIGHTS], base_encoder, limits.max_rank)

@@ -1,5 +1,6 @@
 """What a hospital would run without bedside: one transformers ``pipeline`` per task, each with
 its own full model (the same base architecture and weights), called one request at a time."""
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,13 @@ def build_pipelines(backbone: Backbone, tasks=tuple(PRESETS)) -> dict:
         task = PRESETS[name]
         kind = strategy(task.kind)
         options = {"aggregation_strategy": "simple"} if kind.pipeline_task == "token-classification" else {}
-        pipes[name] = pipeline(kind.pipeline_task, model=_model(backbone, kind, task.num_labels),
-                               tokenizer=backbone.tokenizer, device=-1, **options)
+        pipes[name] = pipeline(
+            kind.pipeline_task,
+            model=_model(backbone, kind, task.num_labels),
+            tokenizer=backbone.tokenizer,
+            device=-1,
+            **options,
+        )
     return pipes
 
 
@@ -52,5 +58,10 @@ def sequential(pipes: dict, items, seconds: float, warmup: int = 8) -> dict:
             latencies.append(time.perf_counter() - t0)
             i += 1
         elapsed = time.perf_counter() - start
-    return {"rps": len(latencies) / elapsed, "p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99),
-            "answered": len(latencies), "seconds": elapsed}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": _pct(latencies, 99),
+        "answered": len(latencies),
+        "seconds": elapsed,
+    }

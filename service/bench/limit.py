@@ -1,4 +1,5 @@
 """The machine's measured matmul peak and the model FLOP/s achieved against it."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """Resident memory per extra adapter vs a full copy of the model, measured in this process."""
+
 from __future__ import annotations
 
 import copy
@@ -34,8 +35,9 @@ def _lora_state(model: MultiAdapterModel, config: LoraConfig) -> dict[str, torch
     return {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft).items()}
 
 
-def bench_memory(backbone: Backbone, adapters: int = 32, rank: int = 8, targets: str = "qkv", step: int = 8,
-                 lora: str = "bank") -> tuple[list[dict], dict]:
+def bench_memory(
+    backbone: Backbone, adapters: int = 32, rank: int = 8, targets: str = "qkv", step: int = 8, lora: str = "bank"
+) -> tuple[list[dict], dict]:
     """RSS after every ``step`` adapters; the per-adapter slope against a full model copy."""
     torch.manual_seed(0)
     model = MultiAdapterModel(backbone, lora=lora).eval()
@@ -58,9 +60,16 @@ def bench_memory(backbone: Backbone, adapters: int = 32, rank: int = 8, targets:
     full_params = sum(p.numel() for p in clone.parameters())
     del clone
     per_adapter_mb = (rows[-1]["rss_mb"] - rows[0]["rss_mb"]) / adapters
-    summary = {"lora_path": lora, "rank": rank, "targets": targets, "adapters": adapters,
-               "per_adapter_mb": per_adapter_mb, "full_copy_mb": full_copy_mb,
-               "per_adapter_over_full_copy": per_adapter_mb / full_copy_mb,
-               "per_adapter_params": adapter_params + head_params, "full_copy_params": full_params,
-               "per_adapter_params_over_full_copy": (adapter_params + head_params) / full_params}
+    summary = {
+        "lora_path": lora,
+        "rank": rank,
+        "targets": targets,
+        "adapters": adapters,
+        "per_adapter_mb": per_adapter_mb,
+        "full_copy_mb": full_copy_mb,
+        "per_adapter_over_full_copy": per_adapter_mb / full_copy_mb,
+        "per_adapter_params": adapter_params + head_params,
+        "full_copy_params": full_params,
+        "per_adapter_params_over_full_copy": (adapter_params + head_params) / full_params,
+    }
     return rows, summary

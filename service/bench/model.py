@@ -3,6 +3,7 @@
 Every configuration runs in interleaved rounds in one process, so ratios against
 the bare forward measured in the same run are fair on a noisy machine.
 """
+
 from __future__ import annotations
 
 import copy
@@ -15,13 +16,14 @@ from peft import LoraConfig, get_peft_model_state_dict
 
 from bedside.adapters.backbones import Backbone
 from bedside.adapters.heads import build_head
-from bedside.adapters.multi import MultiAdapterModel
 from bedside.adapters.kinds import strategy
+from bedside.adapters.multi import MultiAdapterModel
 from bedside.adapters.tasks import PRESETS, TaskKind
 
-TARGETS = {"qkv": ["query", "key", "value"],
-           "all-linear": ["query", "key", "value", "attention.output.dense", "intermediate.dense",
-                          "output.dense"]}
+TARGETS = {
+    "qkv": ["query", "key", "value"],
+    "all-linear": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+}
 
 
 @dataclass
@@ -37,7 +39,9 @@ def synthetic_rows(backbone: Backbone, batch: int, length: int, kinds: list[Task
     low = max(tok.all_special_ids) + 1
     rows = []
     for i in range(batch):
-        ids = [tok.cls_token_id] + torch.randint(low, len(tok), (length - 2,), generator=g).tolist() + [tok.sep_token_id]
+        ids = (
+            [tok.cls_token_id] + torch.randint(low, len(tok), (length - 2,), generator=g).tolist() + [tok.sep_token_id]
+        )
         rows.append(strategy(kinds[i % len(kinds)]).placeholder_row(ids))
     return rows
 
@@ -52,8 +56,13 @@ def build_models(backbone: Backbone, targets: list[str], rank: int = 8):
     bank_model = MultiAdapterModel(copy.deepcopy(backbone), lora="bank")
     for name, slot in peft_model.slots.items():
         state = get_peft_model_state_dict(peft_model.peft, adapter_name=slot.peft_name)
-        bank_model.add_adapter(name, slot.task, copy.deepcopy(slot.head), peft_model.peft.peft_config[slot.peft_name],
-                               {k: v.detach().clone() for k, v in state.items()})
+        bank_model.add_adapter(
+            name,
+            slot.task,
+            copy.deepcopy(slot.head),
+            peft_model.peft.peft_config[slot.peft_name],
+            {k: v.detach().clone() for k, v in state.items()},
+        )
     return peft_model.eval(), bank_model.eval()
 
 
@@ -70,8 +79,9 @@ def time_cases(cases: list[Case], rounds: int = 5, warmup: int = 1) -> dict[str,
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def bench_model(backbone: Backbone, batches=(1, 8, 32, 64), lengths=(128, 256, 512), targets="qkv",
-                rounds: int = 5, progress=None) -> list[dict]:
+def bench_model(
+    backbone: Backbone, batches=(1, 8, 32, 64), lengths=(128, 256, 512), targets="qkv", rounds: int = 5, progress=None
+) -> list[dict]:
     peft_model, bank_model = build_models(backbone, TARGETS[targets])
     names4 = list(PRESETS)
     bare = backbone.encoder.eval()
@@ -92,10 +102,15 @@ def bench_model(backbone: Backbone, batches=(1, 8, 32, 64), lengths=(128, 256, 5
                 Case("bank_mixed4", lambda: bank_model(rows, mixed)),
             ]
             seconds = time_cases(cases, rounds=rounds)
-            row = {"batch": batch, "length": length, "targets": targets, "max_abs_diff_bank_vs_peft": check,
-                   **{f"{k}_s": v for k, v in seconds.items()},
-                   **{f"{k}_ratio": v / seconds["bare"] for k, v in seconds.items() if k != "bare"},
-                   "bare_seq_per_s": batch / seconds["bare"]}
+            row = {
+                "batch": batch,
+                "length": length,
+                "targets": targets,
+                "max_abs_diff_bank_vs_peft": check,
+                **{f"{k}_s": v for k, v in seconds.items()},
+                **{f"{k}_ratio": v / seconds["bare"] for k, v in seconds.items() if k != "bare"},
+                "bare_seq_per_s": batch / seconds["bare"],
+            }
             results.append(row)
             if progress:
                 progress(row)

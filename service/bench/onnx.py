@@ -5,6 +5,7 @@ artifacts and exported both ways: design A (``merged``: one graph per adapter, f
 int8 on CPU, fp32 and fp16 on CUDA) and design B (``shared``: one encoder graph, LoRA
 weights as inputs, fp32). Torch eager is the service's torch path (the LoRA bank).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -15,32 +16,46 @@ import torch
 
 from bedside.adapters.artifact import BaseRef, HeadRef, Manifest, Method, load_artifact, save_from_model
 from bedside.adapters.backbones import Backbone
-from bedside.adapters.tasks import PRESETS, TaskKind
-
 from bedside.adapters.onnx.export import export_artifact
 from bedside.adapters.onnx.session import CPU, CUDA, OnnxModel
 from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
+from bedside.adapters.tasks import PRESETS, TaskKind
+
 from .model import TARGETS, Case, build_models, synthetic_rows, time_cases
 
 
 def _manifest(backbone: Backbone, name: str) -> Manifest:
     task = PRESETS[name]
-    return Manifest(name=f"{name}-bench", task=task, method=Method.lora, max_length=512,
-                    base=BaseRef(name=backbone.name, fingerprint=backbone.fingerprint, hidden_size=backbone.hidden_size),
-                    head=HeadRef(kind=task.kind, num_labels=task.num_labels))
+    return Manifest(
+        name=f"{name}-bench",
+        task=task,
+        method=Method.lora,
+        max_length=512,
+        base=BaseRef(name=backbone.name, fingerprint=backbone.fingerprint, hidden_size=backbone.hidden_size),
+        head=HeadRef(kind=task.kind, num_labels=task.num_labels),
+    )
 
 
 def _max_prob_diff(got: list[torch.Tensor], want: list[torch.Tensor]) -> float:
-    return max((torch.softmax(g.float().cpu(), -1) - torch.softmax(w.float().cpu(), -1)).abs().max().item()
-               for g, w in zip(got, want))
+    return max(
+        (torch.softmax(g.float().cpu(), -1) - torch.softmax(w.float().cpu(), -1)).abs().max().item()
+        for g, w in zip(got, want)
+    )
 
 
 def variants_for(provider: str) -> list[str]:
     return ["fp32", "fp16"] if provider == CUDA else ["fp32", "int8"]
 
 
-def bench_onnx(backbone: Backbone, batches=(1, 8, 32), length: int = 128, rounds: int = 5,
-               provider: str = CPU, work: Path | None = None, progress=None) -> tuple[list[dict], dict]:
+def bench_onnx(
+    backbone: Backbone,
+    batches=(1, 8, 32),
+    length: int = 128,
+    rounds: int = 5,
+    provider: str = CPU,
+    work: Path | None = None,
+    progress=None,
+) -> tuple[list[dict], dict]:
     """Rows per batch size, and a summary (graph sizes, fused operators, provider)."""
     tmp = Path(tempfile.mkdtemp(prefix="bedside-bench-onnx-", dir=work))
     try:
@@ -80,14 +95,19 @@ def _bench(backbone, batches, length, rounds, provider, tmp, progress):
         mixed = [names[i % 4] for i in range(batch)]
         with torch.inference_mode():
             want_one, want_mixed = bank_model(one_rows, one), bank_model(mixed_rows, mixed)
-        cases = [Case("torch_one", lambda: bank_model(one_rows, one)),
-                 Case("torch_mixed4", lambda: bank_model(mixed_rows, mixed))]
+        cases = [
+            Case("torch_one", lambda: bank_model(one_rows, one)),
+            Case("torch_mixed4", lambda: bank_model(mixed_rows, mixed)),
+        ]
         row = {"batch": batch, "length": length}
         for variant, model in merged.items():
-            cases += [Case(f"merged_{variant}_one", lambda m=model: m(one_rows, one)),
-                      Case(f"merged_{variant}_mixed4", lambda m=model: m(mixed_rows, mixed))]
-            row[f"merged_{variant}_prob_diff"] = max(_max_prob_diff(model(one_rows, one), want_one),
-                                                     _max_prob_diff(model(mixed_rows, mixed), want_mixed))
+            cases += [
+                Case(f"merged_{variant}_one", lambda m=model: m(one_rows, one)),
+                Case(f"merged_{variant}_mixed4", lambda m=model: m(mixed_rows, mixed)),
+            ]
+            row[f"merged_{variant}_prob_diff"] = max(
+                _max_prob_diff(model(one_rows, one), want_one), _max_prob_diff(model(mixed_rows, mixed), want_mixed)
+            )
         cases.append(Case("shared_fp32_mixed4", lambda: shared(mixed_rows, mixed)))
         row["shared_fp32_prob_diff"] = _max_prob_diff(shared(mixed_rows, mixed), want_mixed)
         seconds = time_cases(cases, rounds=rounds)
@@ -107,5 +127,6 @@ def _cpu_copy(backbone: Backbone) -> Backbone:
     """The exporter works from CPU fp32 weights; a GPU backbone is copied, not moved."""
     import copy
 
-    return Backbone(copy.deepcopy(backbone.encoder).float().cpu(), backbone.tokenizer, backbone.name,
-                    backbone.fingerprint)
+    return Backbone(
+        copy.deepcopy(backbone.encoder).float().cpu(), backbone.tokenizer, backbone.name, backbone.fingerprint
+    )

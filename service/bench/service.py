@@ -6,6 +6,7 @@ in-process figure is the served composition itself (:class:`~service.runtime.Run
 store's active adapters, the same backend) running forwards of min(C, max batch) mixed rows of
 the same notes, without HTTP, batching queue or JSON. Useful FLOP/s counts real tokens only.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,11 @@ def encoded(runtime, items: list[tuple[str, object]]):
     """Rows and slot names for (task, item) pairs, tokenised as the service does."""
     from bedside.adapters.predict import Predictor
 
-    predictors = {t: Predictor(runtime.model, s.resident.slot, truncate=runtime.settings.truncate)  # as served
-                  for t, s in runtime.states.items() if s.resident}
+    predictors = {
+        t: Predictor(runtime.model, s.resident.slot, truncate=runtime.settings.truncate)  # as served
+        for t, s in runtime.states.items()
+        if s.resident
+    }
     missing = sorted({t for t, _ in items} - set(predictors))
     if missing:
         raise ValueError(f"the store has no active adapter for {', '.join(missing)}")
@@ -57,9 +61,12 @@ def in_process(runtime, items, batches: list[int], rounds: int = 5) -> dict[int,
     with torch.inference_mode():
         for batch in batches:
             picked = [i % len(rows) for i in range(batch)]
-            forwards = [route([rows[picked[i]] for i in index], [names[picked[i]] for i in index])
-                        for index in chunks([len(rows[j]) for j in picked], runtime.settings.max_batch_rows,
-                                            runtime.settings.max_padding)]
+            forwards = [
+                route([rows[picked[i]] for i in index], [names[picked[i]] for i in index])
+                for index in chunks(
+                    [len(rows[j]) for j in picked], runtime.settings.max_batch_rows, runtime.settings.max_padding
+                )
+            ]
 
             def run() -> None:
                 for forward in forwards:
@@ -114,7 +121,7 @@ async def closed_loop(url: str, items, concurrency: int, seconds: float, warmup:
                     async with session.post("/predict", json=body(task, item)) as response:
                         await response.read()
                         status = response.status
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     status = type(exc).__name__
                 if now >= counting:
                     statuses[status] = statuses.get(status, 0) + 1
@@ -123,20 +130,28 @@ async def closed_loop(url: str, items, concurrency: int, seconds: float, warmup:
 
         await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), warmup + seconds + 90)
         measured = time.monotonic() - counting
-    return {"concurrency": concurrency, "rps": len(latencies) / measured, "p50_ms": _pct(latencies, 50),
-            "p95_ms": _pct(latencies, 95), "p99_ms": _pct(latencies, 99),
-            "errors": sum(v for k, v in statuses.items() if k != 200), "answered": len(latencies),
-            "seconds": measured}
+    return {
+        "concurrency": concurrency,
+        "rps": len(latencies) / measured,
+        "p50_ms": _pct(latencies, 50),
+        "p95_ms": _pct(latencies, 95),
+        "p99_ms": _pct(latencies, 99),
+        "errors": sum(v for k, v in statuses.items() if k != 200),
+        "answered": len(latencies),
+        "seconds": measured,
+    }
 
 
-def run_server_load(store: Path, backbone: str, items, levels: list[int], seconds: float, log_file: Path,
-                    **server_settings) -> list[dict]:
+def run_server_load(
+    store: Path, backbone: str, items, levels: list[int], seconds: float, log_file: Path, **server_settings
+) -> list[dict]:
     from ..server import server_env, start_server, stop_server, wait_ready
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start_server(port, server_env(store=store, backbone=backbone, device="cpu", **server_settings),
-                           log_file=log_file)
+    process = start_server(
+        port, server_env(store=store, backbone=backbone, device="cpu", **server_settings), log_file=log_file
+    )
     try:
         wait_ready(url, process, timeout=600)
         return [asyncio.run(closed_loop(url, items, c, seconds)) for c in levels]

@@ -14,6 +14,7 @@ p50/p99 latency, the server's RSS (the whole process tree) and the machine's 1-m
 (other jobs on a shared machine show there). Only loopback traffic; every loop
 ends by a deadline.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,10 +31,16 @@ import psutil
 
 from .workload import TASKS
 
-TEXTS = ["septic shock , intubated in the icu", "routine follow up , stable", "chest pain treated with iv lasix",
-         "admitted for surgery and rehab placement", "fever and cough , ct scan showed pneumonia",
-         "acute kidney failure , creatinine worsened after vancomycin", "denies chest pain",
-         "heart failure improved with lasix and metoprolol"]
+TEXTS = [
+    "septic shock , intubated in the icu",
+    "routine follow up , stable",
+    "chest pain treated with iv lasix",
+    "admitted for surgery and rehab placement",
+    "fever and cough , ct scan showed pneumonia",
+    "acute kidney failure , creatinine worsened after vancomycin",
+    "denies chest pain",
+    "heart failure improved with lasix and metoprolol",
+]
 REL_ITEMS = [
     {"text": "lasix was given for edema", "head": {"start": 0, "end": 5}, "tail": {"start": 20, "end": 25}},
     {"text": "aspirin was given for chest pain", "head": {"start": 0, "end": 7}, "tail": {"start": 22, "end": 32}},
@@ -48,7 +55,7 @@ class Plan:
     swap_every: float = 60.0
     window_s: float = 10.0
     capacity_s: float = 20.0
-    clients: int = 16            # closed-loop clients for the capacity burst
+    clients: int = 16  # closed-loop clients for the capacity burst
     swap_task: str = "length_of_stay"
     max_inflight: int = 256
     timeout_s: float = 30.0
@@ -123,11 +130,17 @@ async def measure_capacity(client: httpx.AsyncClient, plan: Plan) -> dict:
                     counted += 1
                     latencies.append(latency)
 
-    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(plan.clients))),
-                           plan.capacity_s + plan.timeout_s + 5)
+    await asyncio.wait_for(
+        asyncio.gather(*(worker() for _ in range(plan.clients))), plan.capacity_s + plan.timeout_s + 5
+    )
     rps = counted / (deadline - warm_end)
-    return {"capacity_rps": rps, "clients": plan.clients, "statuses": statuses,
-            "p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99)}
+    return {
+        "capacity_rps": rps,
+        "clients": plan.clients,
+        "statuses": statuses,
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": _pct(latencies, 99),
+    }
 
 
 async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: float) -> dict:
@@ -141,8 +154,9 @@ async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: flo
     # Idle connections are dropped before the server's 5 s keep-alive timeout would close them:
     # otherwise a request can race the server's close and fail without ever reaching it.
     limits = httpx.Limits(max_connections=plan.max_inflight, max_keepalive_connections=64, keepalive_expiry=2.0)
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(plan.timeout_s, connect=5.0),
-                                 limits=limits) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=httpx.Timeout(plan.timeout_s, connect=5.0), limits=limits
+    ) as client:
         t0 = time.monotonic()
         end = t0 + plan.seconds
 
@@ -185,8 +199,7 @@ async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: flo
             while (at := t0 + k * plan.swap_every) < end - 1.0:
                 await asyncio.sleep(max(0.0, at - time.monotonic()))
                 current = registry.active(plan.swap_task).version
-                target = versions[(versions.index(current) + 1) % len(versions)] if current in versions \
-                    else versions[0]
+                target = versions[(versions.index(current) + 1) % len(versions)] if current in versions else versions[0]
                 began = time.monotonic()
                 await asyncio.to_thread(registry.activate, plan.swap_task, target, "soak")
                 seen = None
@@ -218,10 +231,19 @@ def windows(records: list, rss: list, plan: Plan) -> list[dict]:
                 errors[str(r[2])] = errors.get(str(r[2]), 0) + 1
         lat = [r[3] for r in sub if isinstance(r[2], int)]
         after = [(mb, load) for t, mb, load in rss if t >= hi - 1e-6]
-        rows.append({"window": w, "t_end_s": hi, "requests": len(sub), "errors": sum(errors.values()),
-                     "errors_by_status": errors, "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
-                     "rss_mb": after[0][0] if after else float("nan"),
-                     "load_1m": after[0][1] if after else float("nan")})
+        rows.append(
+            {
+                "window": w,
+                "t_end_s": hi,
+                "requests": len(sub),
+                "errors": sum(errors.values()),
+                "errors_by_status": errors,
+                "p50_ms": _pct(lat, 50),
+                "p99_ms": _pct(lat, 99),
+                "rss_mb": after[0][0] if after else float("nan"),
+                "load_1m": after[0][1] if after else float("nan"),
+            }
+        )
     return rows
 
 
@@ -234,17 +256,31 @@ def summarise(capacity: dict, rate: float, load: dict, rows: list[dict], plan: P
     first, last = rows[0], rows[-1]
     swap_versions = sorted({r[4] for r in records if r[1] == plan.swap_task and r[4]})
     return {
-        "plan": asdict(plan), "capacity": capacity, "capacity_after": load["capacity_after"], "target_rps": rate,
-        "achieved_rps": len(records) / plan.seconds, "requests": len(records), "dropped": load["dropped"],
-        "errors": sum(errors.values()), "error_pct": 100 * sum(errors.values()) / max(1, len(records)),
+        "plan": asdict(plan),
+        "capacity": capacity,
+        "capacity_after": load["capacity_after"],
+        "target_rps": rate,
+        "achieved_rps": len(records) / plan.seconds,
+        "requests": len(records),
+        "dropped": load["dropped"],
+        "errors": sum(errors.values()),
+        "error_pct": 100 * sum(errors.values()) / max(1, len(records)),
         "errors_by_status": errors,
         "server_errors": sum(v for k, v in errors.items() if not k.isdigit() or int(k) >= 500),
-        "p50_ms_first": first["p50_ms"], "p50_ms_last": last["p50_ms"],
-        "p99_ms_first": first["p99_ms"], "p99_ms_last": last["p99_ms"],
-        "p99_drift_ms": last["p99_ms"] - first["p99_ms"], "p99_max_ms": max(r["p99_ms"] for r in rows),
-        "rss_mb_start": load["rss"][0][1], "rss_mb_first": first["rss_mb"], "rss_mb_last": last["rss_mb"],
-        "rss_drift_mb": last["rss_mb"] - first["rss_mb"], "rss_mb_max": max(mb for _, mb, _ in load["rss"]),
-        "swaps": load["swaps"], "swap_task_versions": load["versions"], "swap_versions_answered": swap_versions,
+        "p50_ms_first": first["p50_ms"],
+        "p50_ms_last": last["p50_ms"],
+        "p99_ms_first": first["p99_ms"],
+        "p99_ms_last": last["p99_ms"],
+        "p99_drift_ms": last["p99_ms"] - first["p99_ms"],
+        "p99_max_ms": max(r["p99_ms"] for r in rows),
+        "rss_mb_start": load["rss"][0][1],
+        "rss_mb_first": first["rss_mb"],
+        "rss_mb_last": last["rss_mb"],
+        "rss_drift_mb": last["rss_mb"] - first["rss_mb"],
+        "rss_mb_max": max(mb for _, mb, _ in load["rss"]),
+        "swaps": load["swaps"],
+        "swap_task_versions": load["versions"],
+        "swap_versions_answered": swap_versions,
     }
 
 
@@ -254,8 +290,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def soak(store: Path, backbone: str, plan: Plan, log_file: Path, device: str = "auto",
-         **server_settings) -> tuple[dict, list[dict]]:
+def soak(
+    store: Path, backbone: str, plan: Plan, log_file: Path, device: str = "auto", **server_settings
+) -> tuple[dict, list[dict]]:
     """Start a real server on ``store``, measure capacity, run the load; return (summary, windows)."""
     from bedside.service.server import server_env, start_server, stop_server, wait_ready
 
@@ -275,10 +312,10 @@ def soak(store: Path, backbone: str, plan: Plan, log_file: Path, device: str = "
 
 
 async def _capacity(url: str, plan: Plan) -> dict:
-    limits = httpx.Limits(max_connections=plan.clients, max_keepalive_connections=plan.clients,
-                          keepalive_expiry=2.0)
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(plan.timeout_s, connect=5.0),
-                                 limits=limits) as client:
+    limits = httpx.Limits(max_connections=plan.clients, max_keepalive_connections=plan.clients, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(
+        base_url=url, timeout=httpx.Timeout(plan.timeout_s, connect=5.0), limits=limits
+    ) as client:
         return await measure_capacity(client, plan)
 
 
@@ -288,4 +325,3 @@ def _pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return 1000 * ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-

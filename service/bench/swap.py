@@ -13,6 +13,7 @@ Two ways to reach a version, both with ``resident_cap`` 0 (retired versions are 
 The probe's own latency outside swaps is recorded too: a first answer cannot come sooner than
 one request takes under the same load.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,17 @@ ADMIN_TOKEN = "bench-admin-token"
 MODES = ("stored", "uploaded")
 
 
-async def _swaps(url: str, task: str, versions: list[str], swaps: int, clients: int, pause: float,
-                 words: int, mode: str = "stored", upload_dir: Path | None = None) -> dict:
+async def _swaps(
+    url: str,
+    task: str,
+    versions: list[str],
+    swaps: int,
+    clients: int,
+    pause: float,
+    words: int,
+    mode: str = "stored",
+    upload_dir: Path | None = None,
+) -> dict:
     items = requests(64, words=words)
     probe_item = next(item for t, item in items if t == task)
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -37,8 +47,11 @@ async def _swaps(url: str, task: str, versions: list[str], swaps: int, clients: 
     events, probes = [], []  # probes: (start, end) of each answered probe request
     stop = asyncio.Event()
     latest = {"version": None, "at": 0.0}
-    files = [("files", (p.name, p.read_bytes(), "application/octet-stream"))
-             for p in sorted(upload_dir.iterdir())] if upload_dir else []
+    files = (
+        [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in sorted(upload_dir.iterdir())]
+        if upload_dir
+        else []
+    )
     limits = httpx.Limits(max_connections=clients + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(60.0, connect=5.0), limits=limits) as client:
 
@@ -86,26 +99,47 @@ async def _swaps(url: str, task: str, versions: list[str], swaps: int, clients: 
                 while not (latest["version"] == target and latest["at"] > start) and time.perf_counter() - start < 30:
                     await asyncio.sleep(0.001)
                 first = latest["at"] - start if latest["version"] == target else float("nan")
-                events.append({"swap": k + 1, "version": target, "status": r.status_code, "upload_ms": upload_ms,
-                               "activate_call_ms": 1000 * (returned - start), "first_answer_ms": 1000 * first,
-                               "first_answer_after_call_ms": 1000 * (latest["at"] - returned),
-                               "window": (start, latest["at"])})
+                events.append(
+                    {
+                        "swap": k + 1,
+                        "version": target,
+                        "status": r.status_code,
+                        "upload_ms": upload_ms,
+                        "activate_call_ms": 1000 * (returned - start),
+                        "first_answer_ms": 1000 * first,
+                        "first_answer_after_call_ms": 1000 * (latest["at"] - returned),
+                        "window": (start, latest["at"]),
+                    }
+                )
                 await asyncio.sleep(pause)
             stop.set()
 
-        await asyncio.wait_for(asyncio.gather(swapper(), probe(), *(load(k) for k in range(clients))),
-                               swaps * (pause + 35) + 60)
+        await asyncio.wait_for(
+            asyncio.gather(swapper(), probe(), *(load(k) for k in range(clients))), swaps * (pause + 35) + 60
+        )
     # Probe requests that overlapped no swap: what one request takes under this load.
-    quiet = [end - sent for sent, end in probes
-             if not any(sent < w_end and end > w_start for w_start, w_end in (e["window"] for e in events))]
+    quiet = [
+        end - sent
+        for sent, end in probes
+        if not any(sent < w_end and end > w_start for w_start, w_end in (e["window"] for e in events))
+    ]
     for e in events:
         del e["window"]
     return {"events": events, "statuses": statuses, "probe_s": quiet}
 
 
-def bench_swap(store: Path, backbone: str, task: str = "mortality", swaps: int = 10, clients: int = 4,
-               pause: float = 1.0, log_file: Path | None = None, words: int = 64, mode: str = "stored",
-               **server_settings) -> tuple[list[dict], dict]:
+def bench_swap(
+    store: Path,
+    backbone: str,
+    task: str = "mortality",
+    swaps: int = 10,
+    clients: int = 4,
+    pause: float = 1.0,
+    log_file: Path | None = None,
+    words: int = 64,
+    mode: str = "stored",
+    **server_settings,
+) -> tuple[list[dict], dict]:
     from bedside.adapters.registry import Registry
 
     from ..server import server_env, start_server, stop_server, wait_ready
@@ -117,8 +151,9 @@ def bench_swap(store: Path, backbone: str, task: str = "mortality", swaps: int =
     upload_dir = registry.version_path(task, registry.active(task).version) if mode == "uploaded" else None
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = server_env(store=store, backbone=backbone, device="cpu", admin_tokens=ADMIN_TOKEN, resident_cap=0,
-                     **server_settings)
+    env = server_env(
+        store=store, backbone=backbone, device="cpu", admin_tokens=ADMIN_TOKEN, resident_cap=0, **server_settings
+    )
     process = start_server(port, env, log_file=log_file)
     try:
         wait_ready(url, process, timeout=600)
@@ -129,14 +164,20 @@ def bench_swap(store: Path, backbone: str, task: str = "mortality", swaps: int =
     firsts = [e["first_answer_ms"] for e in events]
     failed = sum(v for k, v in result["statuses"].items() if k != 200)
     probe = result["probe_s"]
-    summary = {"task": task, "mode": mode, "clients": clients, "swaps": len(events),
-               "swaps_ok": sum(e["status"] == 200 for e in events),
-               "first_answer_ms_p50": _pct([f / 1000 for f in firsts], 50),
-               "first_answer_ms_max": max(firsts), "activate_call_ms_p50": _pct([e["activate_call_ms"] / 1000
-                                                                                 for e in events], 50),
-               "probe_request_ms_p50_outside_swaps": _pct(probe, 50) if probe else None,
-               "requests": sum(result["statuses"].values()), "failed_requests": failed,
-               "statuses": {str(k): v for k, v in result["statuses"].items()}}
+    summary = {
+        "task": task,
+        "mode": mode,
+        "clients": clients,
+        "swaps": len(events),
+        "swaps_ok": sum(e["status"] == 200 for e in events),
+        "first_answer_ms_p50": _pct([f / 1000 for f in firsts], 50),
+        "first_answer_ms_max": max(firsts),
+        "activate_call_ms_p50": _pct([e["activate_call_ms"] / 1000 for e in events], 50),
+        "probe_request_ms_p50_outside_swaps": _pct(probe, 50) if probe else None,
+        "requests": sum(result["statuses"].values()),
+        "failed_requests": failed,
+        "statuses": {str(k): v for k, v in result["statuses"].items()},
+    }
     if mode == "uploaded":
         summary["upload_ms_p50"] = _pct([e["upload_ms"] / 1000 for e in events], 50)
     return events, summary

@@ -27,8 +27,9 @@ INPUTS = {
     "mortality": ["septic shock , intubated", "routine follow up , stable"],
     "length_of_stay": ["admitted for surgery and rehab placement"],
     "ner": ["chest pain treated with iv lasix"],
-    "relations": [{"text": "lasix was given for edema", "head": {"start": 0, "end": 5},
-                   "tail": {"start": 20, "end": 25}}],
+    "relations": [
+        {"text": "lasix was given for edema", "head": {"start": 0, "end": 5}, "tail": {"start": 20, "end": 25}}
+    ],
 }
 
 

@@ -1,4 +1,5 @@
 """Bank serving gives the same outputs as PEFT, for single and mixed batches."""
+
 import pytest
 import torch
 
@@ -50,8 +51,9 @@ def test_bank_add_remove_leaves_other_adapters_and_base_intact(saved):
     plain = tiny_backbone(seed=0).encoder
     ids = torch.tensor([rows[0].input_ids])
     with torch.inference_mode():
-        assert torch.allclose(bank.backbone.encoder(input_ids=ids).last_hidden_state,
-                              plain(input_ids=ids).last_hidden_state, atol=1e-6)
+        assert torch.allclose(
+            bank.backbone.encoder(input_ids=ids).last_hidden_state, plain(input_ids=ids).last_hidden_state, atol=1e-6
+        )
 
 
 def test_bank_refuses_weights_that_do_not_fit(saved):

@@ -1,4 +1,5 @@
 """``bedside adapters ...`` through typer's CliRunner."""
+
 from __future__ import annotations
 
 from importlib.metadata import entry_points

@@ -1,4 +1,5 @@
 """Flags generated from the settings models: every field settable, unset flags left to the model."""
+
 from __future__ import annotations
 
 import re
@@ -26,10 +27,13 @@ def root():
     return app
 
 
-@pytest.mark.parametrize("command, model", [
-    ("train", "bedside.training.settings:TrainSettings"),
-    ("serve", "bedside.service.settings:ServiceSettings"),
-])
+@pytest.mark.parametrize(
+    "command, model",
+    [
+        ("train", "bedside.training.settings:TrainSettings"),
+        ("serve", "bedside.service.settings:ServiceSettings"),
+    ],
+)
 def test_every_settings_field_is_a_flag(root, command, model):
     module, _, name = model.partition(":")
     settings = getattr(__import__(module, fromlist=[name]), name)
@@ -66,5 +70,6 @@ def test_given_flags_reach_the_command_and_unset_ones_do_not():
 
 def test_a_command_may_not_redeclare_a_settings_field():
     with pytest.raises(TypeError, match="rank"):
+
         @settings_flags(Demo)
         def bad(rank: int = 1, *, overrides: dict) -> None: ...

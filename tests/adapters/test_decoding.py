@@ -1,5 +1,5 @@
-from bedside.adapters.encoding import split_words
 from bedside.adapters.decoding import bio_entities
+from bedside.adapters.encoding import split_words
 
 
 def test_bio_entities_have_character_offsets():

@@ -9,7 +9,7 @@ def test_split_words_keeps_character_offsets():
     text = "BP 90/60, denies chest-pain."
     words = split_words(text)
     assert [w for w, _ in words] == ["BP", "90", "/", "60", ",", "denies", "chest-pain", "."]
-    assert all(text[s.start:s.end] == w for w, s in words)
+    assert all(text[s.start : s.end] == w for w, s in words)
 
 
 def test_mark_entities_in_either_order():

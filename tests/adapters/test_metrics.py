@@ -1,4 +1,5 @@
 """Metrics on hand-computed cases."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from bedside.adapters.tasks import PRESETS, TaskSpec
 from bedside.adapters.metrics import compute_metrics, primary_metric
+from bedside.adapters.tasks import PRESETS, TaskSpec
 
 NER = PRESETS["ner"]
 RELATIONS = PRESETS["relations"]

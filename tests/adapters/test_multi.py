@@ -21,7 +21,7 @@ def mixed_rows(model):
     s = model.slots
     return [
         ("mortality", s["mortality"].encoder.encode_text(TEXT_A)),
-        ("ner", s["ner"].encoder.encode_words("chest pain treated with iv lasix".split())),
+        ("ner", s["ner"].encoder.encode_words(["chest", "pain", "treated", "with", "iv", "lasix"])),
         ("relations", s["relations"].encoder.encode_pair(REL_TEXT, span("iv vancomycin"), span("pneumonia"))),
         ("length_of_stay", s["length_of_stay"].encoder.encode_text(TEXT_B)),
         ("mortality", s["mortality"].encoder.encode_text(TEXT_B)),
@@ -84,8 +84,10 @@ def test_duplicate_name_and_head_mismatch_are_refused(fresh_tiny):
 
 def test_training_mode_trains_one_adapter_only(fresh_tiny):
     model = four_task_model(fresh_tiny).train()
-    rows = [model.slots["mortality"].encoder.encode_text(TEXT_A, "died"),
-            model.slots["mortality"].encoder.encode_text(TEXT_B, "survived")]
+    rows = [
+        model.slots["mortality"].encoder.encode_text(TEXT_A, "died"),
+        model.slots["mortality"].encoder.encode_text(TEXT_B, "survived"),
+    ]
     loss = model.loss(rows, "mortality")
     loss.backward()
     peft = model.peft

@@ -1,4 +1,5 @@
 """ONNX export (design A: LoRA merged, head in the graph) against the torch model, on the tiny base."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,12 +8,12 @@ import torch
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from bedside.adapters.artifact import build_model, load_artifact  # noqa: E402
-from bedside.adapters.predict import Predictor  # noqa: E402
-from bedside.adapters.tiny import tiny_backbone  # noqa: E402
-from bedside.adapters.onnx.export import ExportError, export_artifact  # noqa: E402
-from bedside.adapters.onnx.session import CPU, CUDA, OnnxModel, ProviderError, open_session  # noqa: E402
-from tests.helpers import save_task_artifacts  # noqa: E402
+from bedside.adapters.artifact import build_model, load_artifact
+from bedside.adapters.onnx.export import ExportError, export_artifact
+from bedside.adapters.onnx.session import CPU, CUDA, OnnxModel, ProviderError, open_session
+from bedside.adapters.predict import Predictor
+from bedside.adapters.tiny import tiny_backbone
+from tests.helpers import save_task_artifacts
 
 TASKS = ("mortality", "length_of_stay", "ner", "relations")
 TEXTS = [
@@ -23,8 +24,11 @@ TEXTS = [
 ]
 PAIRS = [
     {"text": "lasix was given for edema", "head": {"start": 0, "end": 5}, "tail": {"start": 20, "end": 25}},
-    {"text": "the patient with severe chest pain was given aspirin and heparin in the icu after the ecg",
-     "head": {"start": 24, "end": 34}, "tail": {"start": 45, "end": 52}},
+    {
+        "text": "the patient with severe chest pain was given aspirin and heparin in the icu after the ecg",
+        "head": {"start": 24, "end": 34},
+        "tail": {"start": 45, "end": 52},
+    },
     {"text": "ct scan showed pneumonia", "head": {"start": 0, "end": 7}, "tail": {"start": 15, "end": 24}},
 ]
 
@@ -77,9 +81,9 @@ def test_fp32_matches_torch(task, onnx_artifacts, base, cache):
     onnx_answers = Predictor(model, task).predict(items)
     torch_answers = predictor.predict(items)
     key = "entities" if task == "ner" else "label"
-    assert [a[key] if key == "label" else [(e["start"], e["end"], e["type"]) for e in a[key]]
-            for a in onnx_answers] == [a[key] if key == "label" else [(e["start"], e["end"], e["type"]) for e in a[key]]
-                                       for a in torch_answers]
+    assert [
+        a[key] if key == "label" else [(e["start"], e["end"], e["type"]) for e in a[key]] for a in onnx_answers
+    ] == [a[key] if key == "label" else [(e["start"], e["end"], e["type"]) for e in a[key]] for a in torch_answers]
 
 
 @pytest.mark.parametrize("task", ["mortality", "ner", "relations"])
@@ -99,8 +103,11 @@ def test_int8_weights_use_seven_bits(onnx_artifacts, base, cache):
     from onnx import numpy_helper
 
     graph = onnx.load(str(export_artifact(onnx_artifacts["relations"], base, cache, "int8").model_path)).graph
-    weights = [numpy_helper.to_array(t) for t in graph.initializer
-               if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")]
+    weights = [
+        numpy_helper.to_array(t)
+        for t in graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")
+    ]
     assert weights, "no int8 weights in the int8 graph"
     assert max(int(abs(w.astype(int)).max()) for w in weights) <= 64  # 8 bits would reach 127
 
@@ -195,8 +202,17 @@ def test_cli_export(onnx_artifacts, served_folder, tmp_path):
 
     app = typer.Typer()  # mounted as the root CLI mounts it: `bedside export onnx`
     app.add_typer(export_app, name="export")
-    args = ["export", "onnx", "--adapter", str(onnx_artifacts["relations"]), "--backbone", str(served_folder),
-            "--out", str(tmp_path), "--int8"]
+    args = [
+        "export",
+        "onnx",
+        "--adapter",
+        str(onnx_artifacts["relations"]),
+        "--backbone",
+        str(served_folder),
+        "--out",
+        str(tmp_path),
+        "--int8",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "model.onnx" in result.output and "Attention" in result.output
@@ -224,7 +240,7 @@ def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cac
     rows, names = [], []
     for task in TASKS:
         predictor = Predictor(reference, task)
-        for item in (PAIRS[:2] if task == "relations" else TEXTS[:2] if task != "ner" else TEXTS[1:3]):
+        for item in PAIRS[:2] if task == "relations" else TEXTS[:2] if task != "ner" else TEXTS[1:3]:
             rows.append(predictor.encode(item)[0])
             names.append(task)
     order = [5, 0, 7, 2, 4, 1, 6, 3]  # interleave adapters and lengths
@@ -233,8 +249,7 @@ def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cac
         expected = reference(rows, names)
     got = shared(rows, names)
     assert [g.shape for g in got] == [e.shape for e in expected]
-    assert max((torch.softmax(g, -1) - torch.softmax(e, -1)).abs().max().item()
-               for g, e in zip(got, expected)) <= 1e-3
+    assert max((torch.softmax(g, -1) - torch.softmax(e, -1)).abs().max().item() for g, e in zip(got, expected)) <= 1e-3
     # A swap re-packs the inputs; the graph and its session stay.
     session = shared.session
     shared.remove("ner")

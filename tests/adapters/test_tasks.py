@@ -18,7 +18,9 @@ def test_presets_cover_the_four_clinical_tasks():
 def test_user_task_from_yaml_and_json(tmp_path):
     (tmp_path / "sepsis.yaml").write_text("name: sepsis\nkind: sequence\nlabels: [no, yes]\n")
     assert load_task_spec(tmp_path / "sepsis.yaml").labels == ("no", "yes")
-    (tmp_path / "meds.json").write_text(json.dumps({"name": "meds", "kind": "token", "labels": ["O", "B-drug", "I-drug"]}))
+    (tmp_path / "meds.json").write_text(
+        json.dumps({"name": "meds", "kind": "token", "labels": ["O", "B-drug", "I-drug"]})
+    )
     spec = resolve_task(str(tmp_path / "meds.json"))
     assert spec.entity_types == ("drug",)
 

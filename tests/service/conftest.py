@@ -1,5 +1,6 @@
 """A served tiny base in a folder, a store with one active version per preset task,
 and the service's ASGI app in process (no BentoML; the real server has its own tests)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ def artifacts(tmp_path_factory, served_folder):
     from bedside.adapters.backbones import load_backbone
 
     root = tmp_path_factory.mktemp("artifacts")
-    return {seed: save_task_artifacts(root / f"seed{seed}", load_backbone(str(served_folder)), seed=seed)
-            for seed in (0, 1)}
+    return {
+        seed: save_task_artifacts(root / f"seed{seed}", load_backbone(str(served_folder)), seed=seed) for seed in (0, 1)
+    }
 
 
 @pytest.fixture()
@@ -25,27 +27,40 @@ def store(tmp_path, artifacts):
 def make_settings(store, served_folder, **overrides):
     from bedside.service.settings import ServiceSettings
 
-    values = {"store": store, "backbone": str(served_folder), "device": "cpu", "poll_interval_s": 0.2,
-              "admin_tokens": "admin-secret", "predict_tokens": "", **overrides}
+    values = {
+        "store": store,
+        "backbone": str(served_folder),
+        "device": "cpu",
+        "poll_interval_s": 0.2,
+        "admin_tokens": "admin-secret",
+        "predict_tokens": "",
+        **overrides,
+    }
     return ServiceSettings(**values)
 
 
-@pytest.fixture()
-def make_client(store, served_folder):
-    """Build an in-process client: make_client(**settings overrides) -> (TestClient, engine)."""
+def build_client(store, served_folder, poll: bool = False, **overrides):
+    """An Engine on ``store`` and a TestClient over the app (no BentoML): (client, engine)."""
     from starlette.testclient import TestClient
 
     from bedside.service.app import create_app
     from bedside.service.inference import Engine
 
+    settings = make_settings(store, served_folder, **overrides)
+    engine = Engine(settings)
+    engine.start(poll=poll)
+    return TestClient(create_app(settings, lambda: engine), raise_server_exceptions=False), engine
+
+
+@pytest.fixture()
+def make_client(store, served_folder):
+    """Build an in-process client: make_client(**settings overrides) -> (TestClient, engine)."""
     engines = []
 
     def build(**overrides):
-        settings = make_settings(store, served_folder, **overrides)
-        engine = Engine(settings)
-        engine.start(poll=True)
+        client, engine = build_client(store, served_folder, poll=True, **overrides)
         engines.append(engine)
-        return TestClient(create_app(settings, lambda: engine), raise_server_exceptions=False), engine
+        return client, engine
 
     yield build
     for engine in engines:
@@ -86,8 +101,16 @@ def live_server(tmp_path_factory, artifacts, served_folder):
 
     root = tmp_path_factory.mktemp("live")
     store = active_store(root / "store", artifacts[0])
-    env = server_env(store=store, backbone=served_folder, device="cpu", admin_tokens=ADMIN_TOKEN,
-                     predict_tokens=PREDICT_TOKEN, poll_interval_s=0.3, resident_cap=0, threads=1)
+    env = server_env(
+        store=store,
+        backbone=served_folder,
+        device="cpu",
+        admin_tokens=ADMIN_TOKEN,
+        predict_tokens=PREDICT_TOKEN,
+        poll_interval_s=0.3,
+        resident_cap=0,
+        threads=1,
+    )
     env["PYTHONUNBUFFERED"] = "1"  # the log file is read while the server runs
     log_file = root / "server.log"
     url = f"http://127.0.0.1:{free_port()}"

@@ -1,4 +1,5 @@
 """The predict API in process: shapes, provenance, errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,7 +31,7 @@ def test_all_four_tasks_answer_with_provenance(client):
             if task == "ner":
                 for e in result["entities"]:
                     text = body["texts"][0]
-                    assert text[e["start"]:e["end"]] == e["text"] and e["type"] in {"problem", "test", "treatment"}
+                    assert text[e["start"] : e["end"]] == e["text"] and e["type"] in {"problem", "test", "treatment"}
             else:
                 assert result["label"] in result["probabilities"]
                 assert abs(sum(result["probabilities"].values()) - 1) < 1e-4

@@ -1,4 +1,5 @@
 """The batcher's cut of a batch into forwards."""
+
 from __future__ import annotations
 
 import random

@@ -1,4 +1,5 @@
 """``bedside bench`` parts on the tiny base: each writes JSON, Markdown and a plot with sane figures."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,22 @@ def test_model_part(served_folder, tmp_path):
 
 def test_onnx_part(served_folder, tmp_path):
     pytest.importorskip("onnxruntime")
-    _run(["onnx", "--backbone", str(served_folder), "--batches", "1,4", "--length", "16", "--rounds", "1",
-          "--device", "cpu"], tmp_path)
+    _run(
+        [
+            "onnx",
+            "--backbone",
+            str(served_folder),
+            "--batches",
+            "1,4",
+            "--length",
+            "16",
+            "--rounds",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        tmp_path,
+    )
     data = json.loads((tmp_path / "onnx.json").read_text())
     assert data["summary"]["provider"] == "CPUExecutionProvider"
     assert "Attention" in data["summary"]["fused_ops"]["fp32"]
@@ -82,8 +97,26 @@ def test_bare_rate_runs_the_plain_encoder_on_the_same_rows(store, served_folder)
 
 
 def test_service_part_on_a_real_server(store, served_folder, tmp_path):
-    _run(["service", "--store", str(store), "--backbone", str(served_folder), "--concurrency", "1,4",
-          "--seconds", "1", "--baseline-seconds", "0.5", "--rounds", "1", "--words", "1"], tmp_path)
+    _run(
+        [
+            "service",
+            "--store",
+            str(store),
+            "--backbone",
+            str(served_folder),
+            "--concurrency",
+            "1,4",
+            "--seconds",
+            "1",
+            "--baseline-seconds",
+            "0.5",
+            "--rounds",
+            "1",
+            "--words",
+            "1",
+        ],
+        tmp_path,
+    )
     data = json.loads((tmp_path / "service.json").read_text())
     assert [r["concurrency"] for r in data["results"]] == [1, 4]
     for row in data["results"]:
@@ -104,9 +137,22 @@ def test_service_part_on_a_real_server(store, served_folder, tmp_path):
 
 
 def test_swap_part_on_a_real_server(store, served_folder, tmp_path):
-    _run(["swap", "--store", str(store), "--backbone", str(served_folder), "--swaps", "3", "--clients", "2",
-          "--words", "1"],
-         tmp_path)
+    _run(
+        [
+            "swap",
+            "--store",
+            str(store),
+            "--backbone",
+            str(served_folder),
+            "--swaps",
+            "3",
+            "--clients",
+            "2",
+            "--words",
+            "1",
+        ],
+        tmp_path,
+    )
     data = json.loads((tmp_path / "swap.json").read_text())
     s = data["summary"]
     assert s["swaps"] == s["swaps_ok"] == 3 and s["failed_requests"] == 0 and s["requests"] > 0
@@ -117,9 +163,24 @@ def test_swap_part_on_a_real_server(store, served_folder, tmp_path):
 
 
 def test_swap_part_uploads_then_activates(store, served_folder, tmp_path):
-    _run(["swap", "--store", str(store), "--backbone", str(served_folder), "--swaps", "2", "--clients", "1",
-          "--words", "1", "--mode", "uploaded"],
-         tmp_path)
+    _run(
+        [
+            "swap",
+            "--store",
+            str(store),
+            "--backbone",
+            str(served_folder),
+            "--swaps",
+            "2",
+            "--clients",
+            "1",
+            "--words",
+            "1",
+            "--mode",
+            "uploaded",
+        ],
+        tmp_path,
+    )
     data = json.loads((tmp_path / "swap.json").read_text())
     s = data["summary"]
     assert s["mode"] == "uploaded" and s["swaps"] == s["swaps_ok"] == 2 and s["failed_requests"] == 0

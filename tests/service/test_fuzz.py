@@ -12,6 +12,7 @@ A longer run (examples per operation and mode; the default keeps the test under 
 ``BEDSIDE_FUZZ_EXAMPLES=500 .venv/bin/python -m pytest -q -s tests/service/test_fuzz.py -k fuzz_no``.
 Results and the bug it found (regression test at the end): docs/reliability.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,11 @@ def vocabulary() -> str:
     task and label names). Hypothesis draws string literals from local modules, so generated
     requests hold these too, and an error answering one of them is not an echo."""
     root = Path(__file__).resolve().parents[2]
-    return "\n".join(f.read_text(encoding="utf-8").lower()
-                     for package in ("service", "adapters") for f in sorted((root / package).rglob("*.py")))
+    return "\n".join(
+        f.read_text(encoding="utf-8").lower()
+        for package in ("service", "adapters")
+        for f in sorted((root / package).rglob("*.py"))
+    )
 
 
 VOCABULARY = vocabulary()
@@ -61,8 +65,7 @@ def request_strings(case) -> set[str]:
     for part in (case.body, case.path_parameters, case.query):
         if part is not None and not isinstance(part, (bytes, bytearray)):
             walk(part)
-    return {s for s in out if len(s) >= MIN_ECHO and s.lower() not in VOCABULARY
-            and not re.fullmatch(r"v[0-9]+", s)}
+    return {s for s in out if len(s) >= MIN_ECHO and s.lower() not in VOCABULARY and not re.fullmatch(r"v[0-9]+", s)}
 
 
 def response_strings(text: str) -> list[str]:
@@ -157,9 +160,15 @@ def test_fuzz_no_server_error_and_no_echo(make_client):
 
     for operation in operations:
         for mode in GenerationMode:
+
             @given(case=operation.as_strategy(generation_mode=mode, hooks=schema.hooks))
-            @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             def run(case):
                 response = case.call_and_validate(headers=ADMIN, checks=[not_a_server_error, no_echo])
                 counts = calls.setdefault(operation.label, {})
@@ -189,8 +198,11 @@ def test_echo_check_catches_an_echo():
         with pytest.raises(AssertionError, match="echoes"):
             no_echo(None, NS(status_code=400, text=text), case)
     # the service's own words (task, label, error codes) are not an echo
-    no_echo(None, NS(status_code=404, text='{"error": "not_found", "message": "unknown task length_of_stay"}'),
-            NS(body={"task": "length_of_stay"}, path_parameters={}, query={}))
+    no_echo(
+        None,
+        NS(status_code=404, text='{"error": "not_found", "message": "unknown task length_of_stay"}'),
+        NS(body={"task": "length_of_stay"}, path_parameters={}, query={}),
+    )
 
 
 def test_admin_routes_refuse_an_unknown_task_without_quoting_it(make_client):
@@ -204,8 +216,10 @@ def test_admin_routes_refuse_an_unknown_task_without_quoting_it(make_client):
         assert (r.status_code, r.json()["error"]) == (404, "unknown_task"), r.text
         assert name not in r.text
     entries = Registry(engine.runtime.registry.root).audit_entries()[-2:]
-    assert [(e.action, e.task, e.outcome) for e in entries] == [("rollback", None, "refused"),
-                                                                ("activate", None, "refused")]
+    assert [(e.action, e.task, e.outcome) for e in entries] == [
+        ("rollback", None, "refused"),
+        ("activate", None, "refused"),
+    ]
     assert name not in json.dumps([e.model_dump(mode="json") for e in entries])
     r = client.post("/admin/adapters/mortality/v1/activate", headers=ADMIN)  # a known task still works
     assert r.status_code == 200, r.text

@@ -1,4 +1,5 @@
 """The service on ONNX Runtime (BEDSIDE_BACKEND=onnx): same API and answers as torch, swaps, cache."""
+
 from __future__ import annotations
 
 import threading
@@ -8,14 +9,16 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from tests.service.test_api import REL_ITEM  # noqa: E402
+from tests.service.test_api import REL_ITEM
 
 BODIES = [
     ("mortality", {"texts": ["septic shock , intubated", "routine follow up", "stable"]}),
     ("length_of_stay", {"texts": ["admitted for surgery", "chest pain treated with iv lasix after troponin"]}),
     ("ner", {"texts": ["Chest pain treated with IV lasix .", "no fever , cough improved"]}),
-    ("relations", {"items": [REL_ITEM, {**REL_ITEM, "head": {"start": 20, "end": 25},
-                                        "tail": {"start": 0, "end": 5}}]}),
+    (
+        "relations",
+        {"items": [REL_ITEM, {**REL_ITEM, "head": {"start": 20, "end": 25}, "tail": {"start": 0, "end": 5}}]},
+    ),
 ]
 
 
@@ -35,8 +38,9 @@ def _assert_same(onnx_answers, torch_answers, tol):
         assert data["adapter"]["sha256"] == expected["adapter"]["sha256"]
         for got, want in zip(data["results"], expected["results"], strict=True):
             if task == "ner":
-                assert [(e["start"], e["end"], e["type"]) for e in got["entities"]] == \
-                       [(e["start"], e["end"], e["type"]) for e in want["entities"]]
+                assert [(e["start"], e["end"], e["type"]) for e in got["entities"]] == [
+                    (e["start"], e["end"], e["type"]) for e in want["entities"]
+                ]
                 assert all(abs(g["score"] - w["score"]) <= tol for g, w in zip(got["entities"], want["entities"]))
             else:
                 assert got["label"] == want["label"]
@@ -51,8 +55,9 @@ def onnx_cache(tmp_path):
 @pytest.mark.parametrize("design", ["merged", "shared"])
 def test_fp32_answers_like_torch_with_its_provenance(make_client, onnx_cache, design):
     torch_client, _ = make_client()
-    onnx_client, engine = make_client(backend="onnx", onnx_variant="fp32", onnx_design=design,
-                                      onnx_cache=str(onnx_cache))
+    onnx_client, engine = make_client(
+        backend="onnx", onnx_variant="fp32", onnx_design=design, onnx_cache=str(onnx_cache)
+    )
     answers = _answers(onnx_client)
     _assert_same(answers, _answers(torch_client), tol=1e-3)
     label = f"onnx:{design}:fp32:CPUExecutionProvider"

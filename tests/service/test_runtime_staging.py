@@ -1,5 +1,6 @@
 """Activation checks run on the served model and leave the version staged, so the swap
 that follows only flips the pointer; a failed check leaves nothing attached."""
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 
 Only loopback traffic; every loop is bounded by a deadline and every request by a timeout.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ REL_ITEMS = [
     {"text": "lasix was given for edema", "head": {"start": 0, "end": 5}, "tail": {"start": 20, "end": 25}},
     {"text": "aspirin was given for chest pain", "head": {"start": 0, "end": 7}, "tail": {"start": 22, "end": 32}},
     {"text": "ct scan showed pneumonia", "head": {"start": 0, "end": 7}, "tail": {"start": 15, "end": 24}},
-    {"text": "vancomycin started for sepsis after blood culture", "head": {"start": 0, "end": 10},
-     "tail": {"start": 23, "end": 29}},
+    {
+        "text": "vancomycin started for sepsis after blood culture",
+        "head": {"start": 0, "end": 10},
+        "tail": {"start": 23, "end": 29},
+    },
 ]
 CANARY = "PHI-CANARY-7f3a9c"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -54,11 +58,21 @@ def same_result(a: dict, b: dict, tol: float = 1e-4) -> bool:
     """Labels and entity spans exactly, probabilities and scores within ``tol``."""
     if "entities" in a or "entities" in b:
         ea, eb = a.get("entities"), b.get("entities")
-        return (ea is not None and eb is not None and len(ea) == len(eb)
-                and all((x["text"], x["type"], x["start"], x["end"]) == (y["text"], y["type"], y["start"], y["end"])
-                        and abs(x["score"] - y["score"]) <= tol for x, y in zip(ea, eb)))
-    return (a["label"] == b["label"] and a["probabilities"].keys() == b["probabilities"].keys()
-            and all(abs(a["probabilities"][k] - b["probabilities"][k]) <= tol for k in a["probabilities"]))
+        return (
+            ea is not None
+            and eb is not None
+            and len(ea) == len(eb)
+            and all(
+                (x["text"], x["type"], x["start"], x["end"]) == (y["text"], y["type"], y["start"], y["end"])
+                and abs(x["score"] - y["score"]) <= tol
+                for x, y in zip(ea, eb)
+            )
+        )
+    return (
+        a["label"] == b["label"]
+        and a["probabilities"].keys() == b["probabilities"].keys()
+        and all(abs(a["probabilities"][k] - b["probabilities"][k]) <= tol for k in a["probabilities"])
+    )
 
 
 def samples(text: str, name: str, **labels) -> dict[str, float]:
@@ -121,7 +135,7 @@ def test_all_tasks_answer_with_provenance(live_server, http):
         for item, result in zip(items, data["results"]):
             if task == "ner":
                 for e in result["entities"]:
-                    assert item[e["start"]:e["end"]] == e["text"] and e["type"] in {"problem", "test", "treatment"}
+                    assert item[e["start"] : e["end"]] == e["text"] and e["type"] in {"problem", "test", "treatment"}
             else:
                 assert result["label"] in result["probabilities"]
                 assert abs(sum(result["probabilities"].values()) - 1) < 1e-4
@@ -182,8 +196,9 @@ def test_hot_swaps_under_load_never_fail_and_match_versions(live_server, http, a
 
     task = "length_of_stay"  # its two seeds differ by > 0.03 on every text
     by_seed = expected_by_seed(served_folder, artifacts, task)
-    assert all(not same_result(a, b, tol=1e-3) for a, b in zip(by_seed[0], by_seed[1])), \
+    assert all(not same_result(a, b, tol=1e-3) for a, b in zip(by_seed[0], by_seed[1])), (
         "the two seeds must answer differently for every text"
+    )
     registry = Registry(live_server.store)
     v_seed0 = registry.push(artifacts[0][task], task=task, actor="test").version
     v_seed1 = registry.push(artifacts[1][task], task=task, actor="test").version
@@ -253,10 +268,19 @@ def test_hot_swaps_under_load_never_fail_and_match_versions(live_server, http, a
 
 
 # -- 4. /metrics is valid Prometheus text with the bedside families -------------------------------
-FAMILIES = ["bedside_requests_total", "bedside_request_duration_seconds", "bedside_batch_rows",
-            "bedside_queue_wait_seconds", "bedside_forward_duration_seconds", "bedside_tokenize_duration_seconds",
-            "bedside_active_adapter_info", "bedside_resident_adapters", "bedside_adapter_swaps_total",
-            "bedside_adapter_loads_total", "bedside_task_ready"]
+FAMILIES = [
+    "bedside_requests_total",
+    "bedside_request_duration_seconds",
+    "bedside_batch_rows",
+    "bedside_queue_wait_seconds",
+    "bedside_forward_duration_seconds",
+    "bedside_tokenize_duration_seconds",
+    "bedside_active_adapter_info",
+    "bedside_resident_adapters",
+    "bedside_adapter_swaps_total",
+    "bedside_adapter_loads_total",
+    "bedside_task_ready",
+]
 
 
 def test_metrics_pass_promtool_and_hold_bedside_families(live_server, http):
@@ -274,8 +298,9 @@ def test_metrics_pass_promtool_and_hold_bedside_families(live_server, http):
     status = http.get("/status").json()["tasks"]
     for task in TASKS:
         assert samples(text, "bedside_requests_total", task=task, outcome="ok").get("", 0) >= 1, task
-        active = {version for version, value in samples(text, "bedside_active_adapter_info", task=task).items()
-                  if value == 1}
+        active = {
+            version for version, value in samples(text, "bedside_active_adapter_info", task=task).items() if value == 1
+        }
         assert active == {status[task]["version"]}, (task, active)
         assert samples(text, "bedside_task_ready", task=task) == {"": 1.0}, task
     assert samples(text, "bedside_resident_adapters")[""] >= len(TASKS)
@@ -286,31 +311,42 @@ def test_phi_canary_never_in_logs_metrics_or_error_bodies(live_server, http, art
     url, hdr = live_server.url, {"Content-Type": "application/json"}
     log_before = len(live_server.log_text())
     note = f"{CANARY} septic shock"
-    valid = [body("mortality", [note]), body("ner", [f"chest pain {CANARY}"]),
-             body("relations", [{"text": f"lasix for edema {CANARY}", "head": {"start": 0, "end": 5},
-                                  "tail": {"start": 10, "end": 15}}])]
+    valid = [
+        body("mortality", [note]),
+        body("ner", [f"chest pain {CANARY}"]),
+        body(
+            "relations",
+            [{"text": f"lasix for edema {CANARY}", "head": {"start": 0, "end": 5}, "tail": {"start": 10, "end": 15}}],
+        ),
+    ]
     invalid = [
-        json.dumps({"task": "mortality", "texts": [note]})[:-3].encode(),              # malformed JSON
-        json.dumps({"task": "mortality", "texts": note}).encode(),                     # wrong type
-        json.dumps({"task": "mortality", "texts": [note, 7]}).encode(),                # wrong item type
-        json.dumps({"task": CANARY, "texts": [note]}).encode(),                        # unknown task
-        json.dumps({"task": CANARY * 5, "texts": [note]}).encode(),                    # task too long
+        json.dumps({"task": "mortality", "texts": [note]})[:-3].encode(),  # malformed JSON
+        json.dumps({"task": "mortality", "texts": note}).encode(),  # wrong type
+        json.dumps({"task": "mortality", "texts": [note, 7]}).encode(),  # wrong item type
+        json.dumps({"task": CANARY, "texts": [note]}).encode(),  # unknown task
+        json.dumps({"task": CANARY * 5, "texts": [note]}).encode(),  # task too long
         json.dumps({"task": "mortality", "texts": [" ".join([note] * 200)]}).encode(),  # over the token limit
         json.dumps({"task": "mortality", "texts": [note], "patient": note}).encode(),  # extra field
-        json.dumps({"task": "mortality", "texts": [note], CANARY: 1}).encode(),        # extra field named PHI
-        json.dumps({"task": "ner", "text": note}).encode(),                             # missing field
-        json.dumps({"task": "mortality", "items": [{"text": note, "head": {"start": 0, "end": 1},
-                                                    "tail": {"start": 2, "end": 3}}]}).encode(),
-        b'{"task": "mortality", "texts": ["' + CANARY.encode() + b' \xff\xfe"]}',        # not UTF-8
-        b'{"task": "mortality", "texts": ["' + CANARY.encode() + b' \\ud800"]}',         # lone surrogate
-        json.dumps({"task": "mortality", "texts": [note] * 100}).encode(),             # too many items
-        json.dumps({"task": "mortality", "texts": [note * 8000]}).encode(),            # body over the limit
+        json.dumps({"task": "mortality", "texts": [note], CANARY: 1}).encode(),  # extra field named PHI
+        json.dumps({"task": "ner", "text": note}).encode(),  # missing field
+        json.dumps(
+            {
+                "task": "mortality",
+                "items": [{"text": note, "head": {"start": 0, "end": 1}, "tail": {"start": 2, "end": 3}}],
+            }
+        ).encode(),
+        b'{"task": "mortality", "texts": ["' + CANARY.encode() + b' \xff\xfe"]}',  # not UTF-8
+        b'{"task": "mortality", "texts": ["' + CANARY.encode() + b' \\ud800"]}',  # lone surrogate
+        json.dumps({"task": "mortality", "texts": [note] * 100}).encode(),  # too many items
+        json.dumps({"task": "mortality", "texts": [note * 8000]}).encode(),  # body over the limit
     ]
     failing = [  # valid JSON that fails in the encoder
-        body("relations", [{"text": f"lasix {CANARY}", "head": {"start": 0, "end": 5},
-                            "tail": {"start": 50, "end": 60}}]),
-        body("relations", [{"text": f"lasix {CANARY}", "head": {"start": 0, "end": 5},
-                            "tail": {"start": 2, "end": 8}}]),
+        body(
+            "relations", [{"text": f"lasix {CANARY}", "head": {"start": 0, "end": 5}, "tail": {"start": 50, "end": 60}}]
+        ),
+        body(
+            "relations", [{"text": f"lasix {CANARY}", "head": {"start": 0, "end": 5}, "tail": {"start": 2, "end": 8}}]
+        ),
     ]
     bodies_seen = []
     with httpx.Client(base_url=url, headers=live_server.predict, timeout=TIMEOUT) as client:
@@ -343,8 +379,13 @@ def test_phi_canary_never_in_logs_metrics_or_error_bodies(live_server, http, art
     examples = [{"input": note, "expected": {"label": label}} for label in ("survived", "died")]
     (folder / "examples.json").write_text(json.dumps(examples))
     files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in sorted(folder.iterdir())]
-    r = httpx.post(f"{url}/admin/adapters/mortality", params={"activate": "true"}, files=files,
-                   headers=live_server.admin, timeout=TIMEOUT)
+    r = httpx.post(
+        f"{url}/admin/adapters/mortality",
+        params={"activate": "true"},
+        files=files,
+        headers=live_server.admin,
+        timeout=TIMEOUT,
+    )
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     bodies_seen.append(r.text)
 
@@ -389,9 +430,23 @@ def test_admin_upload_needs_an_admin_token_and_denials_are_audited(live_server, 
 def test_cli_upload_activates_on_the_running_server(live_server, http, artifacts):
     folder = artifacts[1]["mortality"]
     env = {**os.environ, "BEDSIDE_ADMIN_TOKEN": ADMIN_TOKEN, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "bedside.cli", "adapters", "upload", str(folder),
-                             "--url", live_server.url, "--activate"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bedside.cli",
+            "adapters",
+            "upload",
+            str(folder),
+            "--url",
+            live_server.url,
+            "--activate",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "activated" in result.stdout + result.stderr
     from bedside.adapters.registry import Registry

@@ -6,6 +6,7 @@ The load runs at half the measured capacity, not the command's default 70 %: on 
 machine other jobs take cores between the burst and the load, and the test must not turn their
 noise into queueing. The full run (10 minutes, embedded base, 70 %) is in docs/reliability.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,34 @@ def test_short_soak_has_no_server_errors_bounded_latency_and_swaps(tmp_path, art
     for task, path in artifacts[0].items():
         registry.push(path, task=task, activate=True)  # one version each: the soak pushes a copy to swap to
     out = tmp_path / "soak"
-    result = CliRunner().invoke(app, [
-        "soak", "--store", str(store), "--backbone", str(served_folder), "--device", "cpu",
-        "--minutes", str(LOAD_S / 60), "--swap-every", "6", "--window", "3", "--capacity-seconds", "2.5",
-        "--clients", "8", "--rate-fraction", "0.5", "--poll-interval", "0.2", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "soak",
+            "--store",
+            str(store),
+            "--backbone",
+            str(served_folder),
+            "--device",
+            "cpu",
+            "--minutes",
+            str(LOAD_S / 60),
+            "--swap-every",
+            "6",
+            "--window",
+            "3",
+            "--capacity-seconds",
+            "2.5",
+            "--clients",
+            "8",
+            "--rate-fraction",
+            "0.5",
+            "--poll-interval",
+            "0.2",
+            "--out",
+            str(out),
+        ],
+    )
     log = (out / "server.log").read_text(errors="replace")[-3000:] if (out / "server.log").exists() else ""
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}\n--- server log ---\n{log}"
 

@@ -1,4 +1,5 @@
 """``bedside evaluate``: torch, and the ONNX export compared with it."""
+
 from __future__ import annotations
 
 import json
@@ -32,17 +33,34 @@ def _app():
 def _trained(synth, served_folder, tmp_path, task, method=Method.lora):
     splits = {k: v[:16] for k, v in load_dataset(synth[task], PRESETS[task]).items()}
     settings = TrainSettings(method=method, epochs=1, batch_size=8, max_length=48)
-    return train(PRESETS[task], splits, settings, tmp_path / "run", backbone=load_backbone(str(served_folder)),
-                 progress=False).artifact
+    return train(
+        PRESETS[task], splits, settings, tmp_path / "run", backbone=load_backbone(str(served_folder)), progress=False
+    ).artifact
 
 
 @pytest.mark.parametrize("task,method", [("ner", Method.lora), ("mortality", Method.full)])
 def test_onnx_fp32_agrees_with_torch(synth, served_folder, tmp_path, task, method):
     artifact = _trained(synth, served_folder, tmp_path, task, method)
     out = tmp_path / "eval.json"
-    result = CliRunner().invoke(_app(), ["--adapter", str(artifact), "--data", str(synth[task]),
-                                         "--backend", "onnx", "--variant", "fp32", "--device", "cpu",
-                                         "--onnx-cache", str(tmp_path / "cache"), "--json", str(out)])
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "--adapter",
+            str(artifact),
+            "--data",
+            str(synth[task]),
+            "--backend",
+            "onnx",
+            "--variant",
+            "fp32",
+            "--device",
+            "cpu",
+            "--onnx-cache",
+            str(tmp_path / "cache"),
+            "--json",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["onnx"]["backend"] == "onnx:merged:fp32:CPUExecutionProvider"
@@ -55,8 +73,20 @@ def test_onnx_int8_and_torch_only(synth, served_folder, tmp_path):
     artifact = _trained(synth, served_folder, tmp_path, "mortality")
     for args in (["--backend", "onnx", "--variant", "int8", "--onnx-cache", str(tmp_path / "cache")], []):
         out = tmp_path / "eval.json"
-        result = CliRunner().invoke(_app(), ["--adapter", str(artifact), "--data", str(synth["mortality"]),
-                                             "--device", "cpu", "--json", str(out), *args])
+        result = CliRunner().invoke(
+            _app(),
+            [
+                "--adapter",
+                str(artifact),
+                "--data",
+                str(synth["mortality"]),
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+                *args,
+            ],
+        )
         assert result.exit_code == 0, result.output
         data = json.loads(out.read_text())
         assert "auroc" in data["metrics"]
@@ -67,6 +97,7 @@ def test_onnx_int8_and_torch_only(synth, served_folder, tmp_path):
 
 def test_unknown_backend_is_refused(synth, served_folder, tmp_path):
     artifact = _trained(synth, served_folder, tmp_path, "mortality")
-    result = CliRunner().invoke(_app(), ["--adapter", str(artifact), "--data", str(synth["mortality"]),
-                                         "--backend", "tensorrt"])
+    result = CliRunner().invoke(
+        _app(), ["--adapter", str(artifact), "--data", str(synth["mortality"]), "--backend", "tensorrt"]
+    )
     assert result.exit_code == 2 and "torch or onnx" in result.output

@@ -1,4 +1,5 @@
 """Loaders: each format on small hand-written files, and their errors."""
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,7 @@ NER = PRESETS["ner"]
 RELATIONS = PRESETS["relations"]
 MORTALITY = PRESETS["mortality"]
 LOS = PRESETS["length_of_stay"]
-CDR = TaskSpec(
-    name="cdr", kind="token", labels=("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease")
-)
+CDR = TaskSpec(name="cdr", kind="token", labels=("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"))
 GAD = TaskSpec(name="gad", kind="pair", labels=("0", "1"))
 TOPIC = TaskSpec(name="topic", kind="sequence", labels=("neoplasms", "digestive", "nervous"))
 
@@ -119,8 +118,10 @@ MP_HEADER = "id,text,hospital_expire_flag\n"
 
 def test_mimic_csv_van_aken_names_multiline_text_and_label_index(tmp_path):
     folder = tmp_path / "mimic"
-    write(folder / "MP_IN_adm_train.csv",
-          MP_HEADER + '1,"CHIEF COMPLAINT: chest pain\nHISTORY: ""none""",0\n2,short note,1\n')
+    write(
+        folder / "MP_IN_adm_train.csv",
+        MP_HEADER + '1,"CHIEF COMPLAINT: chest pain\nHISTORY: ""none""",0\n2,short note,1\n',
+    )
     write(folder / "MP_IN_adm_dev.csv", MP_HEADER + "3,note three,1\n")
     write(folder / "MP_IN_adm_test.csv", MP_HEADER + "4,note four,0\n")
     # length-of-stay files in the same folder are told apart by their header
@@ -129,9 +130,7 @@ def test_mimic_csv_van_aken_names_multiline_text_and_label_index(tmp_path):
     assert infer_format(folder) == "mimic-csv"
     data = load_dataset(folder, MORTALITY)
     assert sizes(data) == {"train": 2, "val": 1, "test": 1}
-    assert data["train"][0] == TextExample(
-        'CHIEF COMPLAINT: chest pain\nHISTORY: "none"', "survived", id="1"
-    )
+    assert data["train"][0] == TextExample('CHIEF COMPLAINT: chest pain\nHISTORY: "none"', "survived", id="1")
     assert data["train"][1].label == "died"
     los = load_dataset(folder, LOS, format="mimic-csv")
     assert los["val"][0].label == ">14d"
@@ -155,10 +154,7 @@ def test_mimic_csv_wrong_field_count(tmp_path):
 # --------------------------------------------------------------------------- i2b2
 
 RECORD_TXT = (
-    "Admission Date :\n"
-    "He received lasix for edema and chest pain .\n"
-    "\n"
-    "CT showed a mass causing obstruction .\n"
+    "Admission Date :\nHe received lasix for edema and chest pain .\n\nCT showed a mass causing obstruction .\n"
 )
 RECORD_CON = (
     'c="lasix" 2:2 2:2||t="treatment"\n'
@@ -203,16 +199,18 @@ def test_i2b2_candidate_pairs_labels_and_directions(tmp_path):
     assert len(pairs) == 6
 
     def show(p: PairExample):
-        return (p.text[p.head.start:p.head.end], p.label, p.text[p.tail.start:p.tail.end])
+        return (p.text[p.head.start : p.head.end], p.label, p.text[p.tail.start : p.tail.end])
 
-    assert sorted(map(show, pairs)) == sorted([
-        ("lasix", "TrAP", "edema"),
-        ("lasix", "none", "chest pain"),
-        ("edema", "none", "chest pain"),
-        ("CT", "TeRP", "a mass"),
-        ("CT", "none", "obstruction"),
-        ("obstruction", "PIP", "a mass"),  # the .rel order wins over sentence order
-    ])
+    assert sorted(map(show, pairs)) == sorted(
+        [
+            ("lasix", "TrAP", "edema"),
+            ("lasix", "none", "chest pain"),
+            ("edema", "none", "chest pain"),
+            ("CT", "TeRP", "a mass"),
+            ("CT", "none", "obstruction"),
+            ("obstruction", "PIP", "a mass"),  # the .rel order wins over sentence order
+        ]
+    )
     trap = next(p for p in pairs if p.label == "TrAP")
     assert trap.text == "He received lasix for edema and chest pain ."
     assert trap.meta == {"head_type": "treatment", "tail_type": "problem"}
@@ -254,9 +252,7 @@ def test_i2b2_is_not_for_sequence_tasks(tmp_path):
 
 # --------------------------------------------------------------------------- re-tsv
 
-GAD_TRAIN = "".join(
-    f"Variant {i} in @GENE$ is linked to @DISEASE$.\t{i % 2}\n" for i in range(20)
-)
+GAD_TRAIN = "".join(f"Variant {i} in @GENE$ is linked to @DISEASE$.\t{i % 2}\n" for i in range(20))
 GAD_TEST = "index\tsentence\tlabel\n0\t@DISEASE$ is not linked to @GENE$ here.\t0\n"
 
 
@@ -271,8 +267,8 @@ def test_re_tsv_gad_layout_makes_val_and_finds_masks(tmp_path):
     assert Counter(e.label for e in data["val"]) == {"0": 1, "1": 1}
     (test,) = data["test"]
     assert test.id == "0" and test.label == "0"
-    assert test.text[test.head.start:test.head.end] == "@DISEASE$"
-    assert test.text[test.tail.start:test.tail.end] == "@GENE$"
+    assert test.text[test.head.start : test.head.end] == "@DISEASE$"
+    assert test.text[test.tail.start : test.tail.end] == "@GENE$"
     assert test.meta == {"head_type": "DISEASE", "tail_type": "GENE"}
 
 
@@ -296,16 +292,14 @@ def test_re_tsv_labels_are_strings(tmp_path):
 def test_csv_single_file_with_label_map_is_split_80_10_10(tmp_path):
     rows = "".join(f'{1 + i % 3},"abstract {i}, about things"\n' for i in range(30))
     file = write(tmp_path / "abstracts.csv", "condition_label,medical_abstract\n" + rows)
-    labels = write(tmp_path / "labels.csv",
-                   "condition_label,condition_name\n1,neoplasms\n2,digestive\n3,nervous\n")
+    labels = write(tmp_path / "labels.csv", "condition_label,condition_name\n1,neoplasms\n2,digestive\n3,nervous\n")
     assert infer_format(file) == "csv"
     with pytest.warns(DataWarning, match="80/10/10"):
         data = load_dataset(file, TOPIC, label_map=labels)
     assert sizes(data) == {"train": 24, "val": 3, "test": 3}
     for split in ("val", "test"):
         assert Counter(e.label for e in data[split]) == {"neoplasms": 1, "digestive": 1, "nervous": 1}
-    assert data["train"][0] == TextExample("abstract 0, about things", "neoplasms",
-                                           id="abstracts.csv:2")
+    assert data["train"][0] == TextExample("abstract 0, about things", "neoplasms", id="abstracts.csv:2")
     with pytest.warns(DataWarning):
         again = load_dataset(file, TOPIC, label_map=labels)
     assert [e.id for e in again["val"]] == [e.id for e in data["val"]]
@@ -325,15 +319,19 @@ def test_csv_int_labels_index_and_strings_must_be_labels(tmp_path):
 
 
 def test_jsonl_sequence_token_and_pair(tmp_path):
-    seq = write(tmp_path / "seq" / "train.jsonl",
-                json.dumps({"text": "a", "label": 1}) + "\n" + json.dumps({"text": "b", "label": "died"}) + "\n")
+    seq = write(
+        tmp_path / "seq" / "train.jsonl",
+        json.dumps({"text": "a", "label": 1}) + "\n" + json.dumps({"text": "b", "label": "died"}) + "\n",
+    )
     write(tmp_path / "seq" / "val.jsonl", json.dumps({"id": 7, "text": "c", "label": 0}) + "\n")
     assert infer_format(seq.parent) == "jsonl"
     data = load_dataset(seq.parent, MORTALITY)
     assert [e.label for e in data["train"]] == ["died", "died"] and data["val"][0].id == "7"
 
-    tok = write(tmp_path / "tok" / "train.jsonl",
-                json.dumps({"tokens": ["chest", "pain"], "tags": ["B-problem", "I-problem"]}) + "\n")
+    tok = write(
+        tmp_path / "tok" / "train.jsonl",
+        json.dumps({"tokens": ["chest", "pain"], "tags": ["B-problem", "I-problem"]}) + "\n",
+    )
     write(tmp_path / "tok" / "val.jsonl", json.dumps({"tokens": ["ok"], "tags": ["O"]}) + "\n")
     assert load_dataset(tok.parent, NER)["train"][0].tags == ["B-problem", "I-problem"]
 
@@ -349,8 +347,7 @@ def test_jsonl_errors(tmp_path):
     write(folder / "train.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 0\n')
     with pytest.raises(DataError, match=r"bad/train\.jsonl:2: expected a JSON object"):
         load_dataset(folder, MORTALITY)
-    write(folder / "train.jsonl", json.dumps({"text": "ab", "head": [0, 1], "tail": [1, 9],
-                                              "label": "TrAP"}) + "\n")
+    write(folder / "train.jsonl", json.dumps({"text": "ab", "head": [0, 1], "tail": [1, 9], "label": "TrAP"}) + "\n")
     with pytest.raises(DataError, match=r"train\.jsonl:1: span tail \[1, 9\) is outside"):
         load_dataset(folder, RELATIONS)
 
@@ -371,8 +368,11 @@ def test_format_inference_and_refusals(tmp_path):
         infer_format(tmp_path / "empty_dir")
     with pytest.raises(DataError, match="no such file"):
         load_dataset(tmp_path / "missing", NER)
-    with pytest.raises(DataError, match=r"mismatch: format 'conll' \(inferred\) gives token.*"
-                                        r"'mortality' is a sequence task"):
+    with pytest.raises(
+        DataError,
+        match=r"mismatch: format 'conll' \(inferred\) gives token.*"
+        r"'mortality' is a sequence task",
+    ):
         load_dataset(conll, MORTALITY)
     with pytest.raises(DataError, match="unknown format"):
         load_dataset(conll, NER, format="xml")

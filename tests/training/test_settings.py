@@ -1,4 +1,5 @@
 """Recipes fill what is left unset; explicit values win."""
+
 from __future__ import annotations
 
 import pytest

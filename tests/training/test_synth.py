@@ -1,4 +1,5 @@
 """Synthetic data generator: formats, determinism, consistency and learnability."""
+
 from __future__ import annotations
 
 import csv
@@ -148,8 +149,10 @@ def test_conll_and_relations_agree_with_i2b2(data: Path) -> None:
             expected_sentences += [list(zip(line.split(" "), t)) for line, t in zip(lines, tags)]
             n_rel += len((root / "rel" / f"{name}.rel").read_text(encoding="utf-8").splitlines())
         assert _conll(data / "ner" / f"{split}.tsv") == expected_sentences
-        labels = [line.split("\t")[1] for line in
-                  (data / "relations" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()]
+        labels = [
+            line.split("\t")[1]
+            for line in (data / "relations" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
+        ]
         assert len(labels) - labels.count("none") == n_rel
     all_tags = {tag for s in SPLITS for sent in _conll(data / "ner" / f"{s}.tsv") for _, tag in sent}
     assert all_tags == set(PRESETS["ner"].labels)

@@ -1,4 +1,5 @@
 """Training on the tiny encoder with synthetic data: every method, seeds, artifacts."""
+
 import json
 
 import pytest
@@ -45,8 +46,14 @@ def test_each_method_trains_and_saves(method, task_name, folder, synth, tmp_path
 
 def test_lora_artifact_serves_on_shared_base_with_same_answers(synth, tmp_path):
     task = PRESETS["mortality"]
-    result = train(task, small(load_dataset(synth["mortality"], task)), fast(), tmp_path / "m",
-                   backbone=tiny_backbone(), progress=False)
+    result = train(
+        task,
+        small(load_dataset(synth["mortality"], task)),
+        fast(),
+        tmp_path / "m",
+        backbone=tiny_backbone(),
+        progress=False,
+    )
     art = load_artifact(result.artifact)
     shared = MultiAdapterModel(tiny_backbone())
     attach(shared, art, "mortality")
@@ -58,16 +65,24 @@ def test_lora_artifact_serves_on_shared_base_with_same_answers(synth, tmp_path):
 def test_same_seed_same_metrics(synth, tmp_path):
     task = PRESETS["ner"]
     splits = small(load_dataset(synth["ner"], task), 32)
-    runs = [train(task, splits, fast(seed=7, epochs=2), tmp_path / str(i), backbone=tiny_backbone(),
-                  progress=False).metrics for i in range(2)]
+    runs = [
+        train(task, splits, fast(seed=7, epochs=2), tmp_path / str(i), backbone=tiny_backbone(), progress=False).metrics
+        for i in range(2)
+    ]
     assert runs[0] == runs[1]
 
 
 def test_few_shot_and_time_budget(synth, tmp_path):
     task = PRESETS["mortality"]
     splits = load_dataset(synth["mortality"], task)
-    result = train(task, splits, fast(few_shot=4, time_budget=1e-6, epochs=3), tmp_path / "f",
-                   backbone=tiny_backbone(), progress=False)
+    result = train(
+        task,
+        splits,
+        fast(few_shot=4, time_budget=1e-6, epochs=3),
+        tmp_path / "f",
+        backbone=tiny_backbone(),
+        progress=False,
+    )
     assert result.cost["train_examples"] == 8  # 4 per class, 2 classes
     assert result.cost["stopped_by_time_budget"] and result.cost["epochs_run"] == 1
 
@@ -78,5 +93,6 @@ def test_empty_split_and_cpu_precision_are_refused(synth, tmp_path):
     with pytest.raises(ValueError, match="'val' split is empty"):
         train(task, {**splits, "val": []}, fast(), tmp_path / "e", backbone=tiny_backbone(), progress=False)
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        train(task, splits, fast(precision="bf16", device="cpu"), tmp_path / "p", backbone=tiny_backbone(),
-              progress=False)
+        train(
+            task, splits, fast(precision="bf16", device="cpu"), tmp_path / "p", backbone=tiny_backbone(), progress=False
+        )

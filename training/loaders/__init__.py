@@ -9,6 +9,7 @@ folders), ``conll`` (BIO token files), ``re-tsv`` (BLUE relation TSV with
 ``@X$`` masks), ``csv`` and ``jsonl`` (named columns/fields). Every problem in
 the data raises :class:`DataError` naming the file and line.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -127,15 +128,11 @@ def infer_format(path: str | Path) -> str:
     elif suffix in CONLL_EXTENSIONS:
         found = _sniff_text_file(sample)
     if found is None:
-        raise DataError(
-            f"cannot infer the format; pass format= one of {list(FORMATS)}", file=sample
-        )
+        raise DataError(f"cannot infer the format; pass format= one of {list(FORMATS)}", file=sample)
     return found
 
 
-def load_dataset(
-    path: str | Path, task: TaskSpec, format: str | None = None, **options
-) -> LoadedDataset:
+def load_dataset(path: str | Path, task: TaskSpec, format: str | None = None, **options) -> LoadedDataset:
     """Load ``path`` as examples for ``task``: ``{"train": [...], "val": [...], "test": [...]}``.
 
     ``format`` is one of :data:`FORMATS` or None to infer it (see

@@ -1,4 +1,5 @@
 """Helpers shared by the loaders: split files, label checks, made-up splits."""
+
 from __future__ import annotations
 
 import csv
@@ -144,8 +145,10 @@ def load_label_map(label_map: Mapping | str | Path | None) -> dict[str, str] | N
     for lineno, row in enumerate(rows, 1):
         if len(row) != 2:
             raise DataError(f"expected 'value,name', got {len(row)} fields", file=file, line=lineno)
-    if len(rows) > 1 and not _INT_RE.fullmatch(rows[0][0].strip()) and all(
-        _INT_RE.fullmatch(r[0].strip()) for r in rows[1:]
+    if (
+        len(rows) > 1
+        and not _INT_RE.fullmatch(rows[0][0].strip())
+        and all(_INT_RE.fullmatch(r[0].strip()) for r in rows[1:])
     ):
         rows = rows[1:]
     return {value.strip(): name.strip() for value, name in rows}
@@ -212,14 +215,11 @@ def split_single_file(
     parts = stratified_split(examples, fractions, seed=seed)
     for split, part in parts.items():
         if fractions[split] > 0 and not part:
-            raise DataError(
-                f"only {len(examples)} examples: too few to make a {split!r} split", file=file
-            )
+            raise DataError(f"only {len(examples)} examples: too few to make a {split!r} split", file=file)
     described = "/".join(f"{round(100 * f)}" for f in fractions.values())
     dataset = LoadedDataset({s: p for s, p in parts.items() if p})
     dataset.note(
-        f"{file}: one file without splits; made a stratified {described} "
-        f"{'/'.join(fractions)} split with seed {seed}"
+        f"{file}: one file without splits; made a stratified {described} {'/'.join(fractions)} split with seed {seed}"
     )
     return dataset
 
@@ -234,16 +234,15 @@ def finish_splits(
     """Order the splits and, when there is train but no val, carve val out of train."""
     dataset = LoadedDataset({s: loaded[s] for s in SPLITS if s in loaded})
     if "train" in dataset and "val" not in dataset and val_fraction > 0:
-        parts = stratified_split(
-            dataset["train"], {"train": 1 - val_fraction, "val": val_fraction}, seed=seed
-        )
+        parts = stratified_split(dataset["train"], {"train": 1 - val_fraction, "val": val_fraction}, seed=seed)
         if not parts["val"] or not parts["train"]:
             raise DataError(
                 f"train has only {len(dataset['train'])} examples: too few to make a val split",
                 file=source,
             )
-        dataset = LoadedDataset({s: (parts[s] if s in parts else dataset[s]) for s in SPLITS
-                                 if s in parts or s in dataset})
+        dataset = LoadedDataset(
+            {s: (parts[s] if s in parts else dataset[s]) for s in SPLITS if s in parts or s in dataset}
+        )
         dataset.note(
             f"{source}: no val split; made val from a stratified {round(100 * val_fraction)} % "
             f"of train with seed {seed} ({len(parts['train'])} train / {len(parts['val'])} val)"
@@ -283,6 +282,5 @@ def require_kind(task: TaskSpec, format_name: str, kinds: tuple[str, ...], hint:
     if task.kind.value not in kinds:
         allowed = " or ".join(kinds)
         raise DataError(
-            f"format {format_name!r} gives {allowed} examples, but task {task.name!r} is a "
-            f"{task.kind.value} task{hint}"
+            f"format {format_name!r} gives {allowed} examples, but task {task.name!r} is a {task.kind.value} task{hint}"
         )

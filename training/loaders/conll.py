@@ -3,6 +3,7 @@
 Space-separated columns work too, and so do extra middle columns (the first
 column is the token, the last the tag). ``-DOCSTART-`` lines are skipped.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -34,9 +35,7 @@ def split_columns(line: str) -> list[str]:
     return line.split()
 
 
-def parse_conll(
-    file: Path, task: TaskSpec, type_map: Mapping[str, str] | None = None
-) -> list[TokenExample]:
+def parse_conll(file: Path, task: TaskSpec, type_map: Mapping[str, str] | None = None) -> list[TokenExample]:
     """One :class:`TokenExample` per sentence of ``file``; tags are checked
     against ``task.labels`` (after renaming entity types with ``type_map``)."""
     examples: list[TokenExample] = []

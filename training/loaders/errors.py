@@ -1,4 +1,5 @@
 """Errors and warnings raised while reading training data."""
+
 from __future__ import annotations
 
 from pathlib import Path

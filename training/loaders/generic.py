@@ -15,6 +15,7 @@ raw values first, e.g. medical_abstracts' ``1..5`` via ``medical_tc_labels.csv``
 A folder holds ``train``/``val``/``test`` files (``dev``/``devel`` = val); a
 single file is split 80/10/10, stratified, with ``seed``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -96,8 +97,7 @@ def pick_column(
         if name in header:
             return name
     raise DataError(
-        f"no {what} column: expected one of {list(defaults)} in the header {header}, "
-        f"or pass {option}=",
+        f"no {what} column: expected one of {list(defaults)} in the header {header}, or pass {option}=",
         file=file,
         line=1,
     )
@@ -179,9 +179,7 @@ def _field(record: dict, name: str, kind: type | tuple[type, ...], file: Path, l
     value = record[name]
     if not isinstance(value, kind):
         expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise DataError(
-            f"field {name!r} should be {expected}, got {type(value).__name__}", file=file, line=line
-        )
+        raise DataError(f"field {name!r} should be {expected}, got {type(value).__name__}", file=file, line=line)
     return value
 
 
@@ -205,13 +203,10 @@ def _token_record(record: dict, task: TaskSpec, f: dict, file: Path, lineno: int
     if not words:
         raise DataError(f"field {f['tokens_field']!r} is empty", file=file, line=lineno)
     if len(words) != len(tags):
-        raise DataError(
-            f"{len(words)} {f['tokens_field']} but {len(tags)} {f['tags_field']}", file=file, line=lineno
-        )
+        raise DataError(f"{len(words)} {f['tokens_field']} but {len(tags)} {f['tags_field']}", file=file, line=lineno)
     for word in words:
         if not isinstance(word, str) or not word or any(c.isspace() for c in word):
-            raise DataError(f"token {word!r} is not a non-empty word without spaces",
-                            file=file, line=lineno)
+            raise DataError(f"token {word!r} is not a non-empty word without spaces", file=file, line=lineno)
     for tag in tags:
         if tag not in task.label_to_id:
             raise DataError(
@@ -260,8 +255,14 @@ def parse_jsonl(
     id_field: str = "id",
     label_map: dict[str, str] | None = None,
 ) -> list[TextExample | TokenExample | PairExample]:
-    fields = {"text_field": text_field, "label_field": label_field, "tokens_field": tokens_field,
-              "tags_field": tags_field, "head_field": head_field, "tail_field": tail_field}
+    fields = {
+        "text_field": text_field,
+        "label_field": label_field,
+        "tokens_field": tokens_field,
+        "tags_field": tags_field,
+        "head_field": head_field,
+        "tail_field": tail_field,
+    }
     parse = _RECORD_PARSERS[task.kind]
     examples = []
     for lineno, line in enumerate(read_lines(file), 1):
@@ -270,11 +271,9 @@ def parse_jsonl(
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"expected a JSON object: {exc.msg} (column {exc.colno})", file=file,
-                            line=lineno) from None
+            raise DataError(f"expected a JSON object: {exc.msg} (column {exc.colno})", file=file, line=lineno) from None
         if not isinstance(record, dict):
-            raise DataError(f"expected a JSON object, got {type(record).__name__}", file=file,
-                            line=lineno)
+            raise DataError(f"expected a JSON object, got {type(record).__name__}", file=file, line=lineno)
         ident = record.get(id_field)
         ident = str(ident) if ident is not None else f"{file.name}:{lineno}"
         examples.append(parse(record, task, fields, file, lineno, ident, label_map))

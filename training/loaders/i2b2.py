@@ -15,6 +15,7 @@ the i2b2 candidate pairs: within one sentence every (treatment, problem),
 (test, problem) and (problem, problem) pair, labelled from ``.rel`` or with
 the negative label.
 """
+
 from __future__ import annotations
 
 import re
@@ -69,9 +70,7 @@ def _key(match: re.Match, prefix: str, file: Path, lineno: int, lines: list[list
         raise DataError(f"line {l1} is outside the text ({len(lines)} lines)", file=file, line=lineno)
     n = len(lines[l1 - 1])
     if not 0 <= t1 <= t2 < n:
-        raise DataError(
-            f"tokens {t1}..{t2} are outside line {l1} ({n} tokens)", file=file, line=lineno
-        )
+        raise DataError(f"tokens {t1}..{t2} are outside line {l1} ({n} tokens)", file=file, line=lineno)
     return (l1, t1, t2)
 
 
@@ -83,7 +82,7 @@ def parse_con(file: Path, lines: list[list[str]]) -> list[Concept]:
         match = CON_LINE.match(raw)
         if not match:
             raise DataError(
-                f"expected 'c=\"text\" line:token line:token||t=\"type\"', got {raw!r}",
+                f'expected \'c="text" line:token line:token||t="type"\', got {raw!r}',
                 file=file,
                 line=lineno,
             )
@@ -112,8 +111,7 @@ def parse_rel(
         match = REL_LINE.match(raw)
         if not match:
             raise DataError(
-                "expected 'c=\"text\" line:token line:token||r=\"type\"||"
-                f"c=\"text\" line:token line:token', got {raw!r}",
+                f'expected \'c="text" line:token line:token||r="type"||c="text" line:token line:token\', got {raw!r}',
                 file=file,
                 line=lineno,
             )
@@ -122,8 +120,7 @@ def parse_rel(
         for key in (first, second):
             if key not in concepts:
                 raise DataError(
-                    f"relation argument {key[0]}:{key[1]} {key[0]}:{key[2]} is not a concept "
-                    "in the .con file",
+                    f"relation argument {key[0]}:{key[1]} {key[0]}:{key[2]} is not a concept in the .con file",
                     file=file,
                     line=lineno,
                 )
@@ -137,8 +134,7 @@ def parse_rel(
         pair = frozenset((first, second))
         if pair in relations:
             warnings.warn(
-                f"{file}:{lineno}: second relation between the same concepts; kept line "
-                f"{relations[pair].source_line}",
+                f"{file}:{lineno}: second relation between the same concepts; kept line {relations[pair].source_line}",
                 DataWarning,
                 stacklevel=2,
             )
@@ -156,8 +152,7 @@ def token_examples(
         for prefix in ("B", "I"):
             if f"{prefix}-{concept.type}" not in task.label_to_id:
                 raise DataError(
-                    f"unknown entity type {concept.type!r}; task {task.name!r} has types "
-                    f"{list(task.entity_types)}",
+                    f"unknown entity type {concept.type!r}; task {task.name!r} has types {list(task.entity_types)}",
                     file=con_file,
                     line=concept.source_line,
                 )
@@ -172,11 +167,7 @@ def token_examples(
         row[concept.start] = f"B-{concept.type}"
         for i in range(concept.start + 1, concept.end + 1):
             row[i] = f"I-{concept.type}"
-    return [
-        TokenExample(list(tokens), tags[i], id=f"{stem}:{i + 1}")
-        for i, tokens in enumerate(lines)
-        if tokens
-    ]
+    return [TokenExample(list(tokens), tags[i], id=f"{stem}:{i + 1}") for i, tokens in enumerate(lines) if tokens]
 
 
 def candidate_pairs(concepts: list[Concept]) -> list[tuple[Concept, Concept]]:
@@ -251,10 +242,7 @@ def _index_by_stem(folder: Path, suffix: str) -> dict[str, Path]:
 
 def _records(folder: Path, split: str):
     """(stem, tokens per line, concepts, .con file) of every record below ``folder``."""
-    texts = [
-        t for t in _index_by_stem(folder, ".txt").values()
-        if not t.stem.lower().startswith(_IGNORED_TXT)
-    ]
+    texts = [t for t in _index_by_stem(folder, ".txt").values() if not t.stem.lower().startswith(_IGNORED_TXT)]
     if not texts:
         raise DataError(f"no .txt records for split {split!r}", file=folder)
     cons = _index_by_stem(folder, ".con")

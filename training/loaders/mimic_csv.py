@@ -7,6 +7,7 @@ Numeric label ``i`` is ``task.labels[i]``. A folder holds ``train``/``val``/
 val); when one folder holds several tasks' files, the ones whose header has
 the label column are used.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,7 +40,10 @@ def label_columns_for(task: TaskSpec, label_column: str | None) -> tuple[str, ..
 
 
 def parse_mimic_csv(
-    file: Path, task: TaskSpec, label_column: str | None = None, text_column: str = "text",
+    file: Path,
+    task: TaskSpec,
+    label_column: str | None = None,
+    text_column: str = "text",
     id_column: str = "id",
 ) -> list[TextExample]:
     return parse_csv(

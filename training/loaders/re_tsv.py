@@ -6,6 +6,7 @@ as ``@GENE$ ... @DISEASE$`` (gad) or ``@problem$ ... @treatment$`` (i2b2 in
 BLUE); the head is the first mask, the tail the second, and the spans cover
 the mask text. Labels are matched as strings (gad: ``"0"``/``"1"``).
 """
+
 from __future__ import annotations
 
 import re
@@ -32,9 +33,7 @@ MASK = re.compile(r"@[A-Za-z][A-Za-z0-9_-]*\$")
 _HEADERS = (["sentence", "label"], ["index", "sentence", "label"])
 
 
-def parse_re_tsv(
-    file: Path, task: TaskSpec, label_map: dict[str, str] | None = None
-) -> list[PairExample]:
+def parse_re_tsv(file: Path, task: TaskSpec, label_map: dict[str, str] | None = None) -> list[PairExample]:
     examples: list[PairExample] = []
     seen_content = False
     for lineno, line in enumerate(read_lines(file), 1):
@@ -51,22 +50,18 @@ def parse_re_tsv(
             index, sentence, raw_label = fields
         else:
             raise DataError(
-                "expected 'sentence<TAB>label' or 'index<TAB>sentence<TAB>label', "
-                f"got {len(fields)} fields",
+                f"expected 'sentence<TAB>label' or 'index<TAB>sentence<TAB>label', got {len(fields)} fields",
                 file=file,
                 line=lineno,
             )
         masks = list(MASK.finditer(sentence))
         if len(masks) != 2:
             raise DataError(
-                f"expected two entity masks such as @GENE$ ... @DISEASE$ in the sentence, "
-                f"found {len(masks)}",
+                f"expected two entity masks such as @GENE$ ... @DISEASE$ in the sentence, found {len(masks)}",
                 file=file,
                 line=lineno,
             )
-        label = resolve_label(
-            raw_label, task, file=file, line=lineno, label_map=label_map, allow_index=False
-        )
+        label = resolve_label(raw_label, task, file=file, line=lineno, label_map=label_map, allow_index=False)
         head, tail = masks
         examples.append(
             PairExample(

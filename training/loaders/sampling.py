@@ -1,4 +1,5 @@
 """Deterministic few-shot sampling and stratified splits over loaded examples."""
+
 from __future__ import annotations
 
 import random
@@ -29,12 +30,16 @@ def stratum(example: Example) -> Hashable:
 
 @overload
 def stratified_split(
-    examples: Sequence[E], fractions: Mapping[str, float], seed: int = 42,
+    examples: Sequence[E],
+    fractions: Mapping[str, float],
+    seed: int = 42,
     key: Callable[[E], Hashable] | None = None,
 ) -> dict[str, list[E]]: ...
 @overload
 def stratified_split(
-    examples: Sequence[E], fractions: Sequence[float], seed: int = 42,
+    examples: Sequence[E],
+    fractions: Sequence[float],
+    seed: int = 42,
     key: Callable[[E], Hashable] | None = None,
 ) -> list[list[E]]: ...
 def stratified_split(examples, fractions, seed=42, key=None):

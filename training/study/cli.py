@@ -1,4 +1,5 @@
 """``bedside sweep``, ``bedside report`` and ``bedside pretrain``."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,9 @@ console = Console(stderr=True)
 
 def sweep(
     config: Path = typer.Argument(..., exists=True, dir_okay=False, help="study file (YAML)"),
-    out: Optional[Path] = typer.Option(None, help="results folder (default: the file's `out`, relative to the "
-                                       "working directory)"),
+    out: Optional[Path] = typer.Option(
+        None, help="results folder (default: the file's `out`, relative to the working directory)"
+    ),
     index: Optional[int] = typer.Option(None, help="run only run N (a Kubernetes Indexed Job's index)"),
     workers: int = typer.Option(1, help="parallel local processes (each run in its own)"),
     retry_failed: bool = typer.Option(False, help="also redo runs that failed before"),
@@ -58,11 +60,17 @@ def sweep(
         console.print(f"run {index} {runs[index].run_id}: {result['status']}")
         raise typer.Exit(0 if result["status"] == "ok" else 1)
     todo = pending(study, runs, folder, retry_failed)
-    console.print(f"{study.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run "
-                  f"-> {folder}")
+    console.print(
+        f"{study.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run -> {folder}"
+    )
     if workers > 1:
-        run_parallel(config, todo, workers, folder,
-                     on_done=lambda i, rc: console.print(f"run {i} {runs[i].run_id}: {'ok' if rc == 0 else 'failed'}"))
+        run_parallel(
+            config,
+            todo,
+            workers,
+            folder,
+            on_done=lambda i, rc: console.print(f"run {i} {runs[i].run_id}: {'ok' if rc == 0 else 'failed'}"),
+        )
     else:
         for n, i in enumerate(todo, 1):
             console.print(f"[bold]run {i} ({n}/{len(todo)}): {runs[i].run_id}[/bold]")
@@ -96,8 +104,9 @@ def report(
 
 
 def pretrain(
-    corpus: list[Path] = typer.Option(..., exists=True, help="text files or folders (txt, CoNLL/BLUE tsv, csv); "
-                                      "repeat the option for more"),
+    corpus: list[Path] = typer.Option(
+        ..., exists=True, help="text files or folders (txt, CoNLL/BLUE tsv, csv); repeat the option for more"
+    ),
     out: Path = typer.Option(..., help="backbone folder to write"),
     backbone: str = typer.Option("embedded", help="the encoder to continue from"),
     steps: int = typer.Option(200),
@@ -110,8 +119,7 @@ def pretrain(
     from ..pretrain import pretrain as run
 
     try:
-        folder = run(backbone, corpus, out, steps=steps, batch_size=batch_size, max_length=max_length, lr=lr,
-                     seed=seed)
+        folder = run(backbone, corpus, out, steps=steps, batch_size=batch_size, max_length=max_length, lr=lr, seed=seed)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

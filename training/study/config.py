@@ -1,4 +1,5 @@
 """A study file (YAML): what to train, on what, and which side studies to add."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +32,7 @@ class BackboneEntry(BaseModel):
     pretrain: Pretraining | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "BackboneEntry":
+    def _one_source(self) -> BackboneEntry:
         if (self.spec is None) == (self.pretrain is None):
             raise ValueError("a backbone has either a spec or a pretrain section")
         if self.pretrain is not None and not self.label:
@@ -83,7 +84,7 @@ class StudyConfig(BaseModel):
     side: SideScope = Field(default_factory=SideScope)
 
     @model_validator(mode="after")
-    def _unique(self) -> "StudyConfig":
+    def _unique(self) -> StudyConfig:
         for kind, names in (("backbone", [b.name for b in self.backbones]), ("task", [t.name for t in self.tasks])):
             if len(set(names)) != len(names):
                 raise ValueError(f"two {kind}s share a label: {names}")

@@ -1,5 +1,6 @@
 """Expand a study file into an ordered list of independent runs (index i is run i everywhere:
 local workers, a Kubernetes Indexed Job, a resumed sweep)."""
+
 from __future__ import annotations
 
 import re
@@ -50,7 +51,9 @@ def expand(config: StudyConfig) -> list[Run]:
     side_backbones = config.side.backbones or [config.backbones[0].name]
     side_tasks = config.side.tasks or [t.name for t in config.tasks]
     side_seeds = config.side.seeds or config.seeds[:1]
-    unknown = (set(side_backbones) - {b.name for b in config.backbones}) | (set(side_tasks) - {t.name for t in config.tasks})
+    unknown = (set(side_backbones) - {b.name for b in config.backbones}) | (
+        set(side_tasks) - {t.name for t in config.tasks}
+    )
     if unknown:
         raise ValueError(f"side studies name unknown backbones or tasks: {sorted(unknown)}")
     lora = Method.lora.value

@@ -1,4 +1,5 @@
 """The tidy results table: one row per run (CSV), merged from every run's result.json."""
+
 from __future__ import annotations
 
 import csv
@@ -7,22 +8,66 @@ from pathlib import Path
 
 from .runner import RESULT
 
-COLUMNS = ["run_id", "study", "backbone", "domain", "backbone_params", "method", "trainable_params", "task",
-           "task_kind", "seed", "rank", "few_shot", "time_budget", "metric", "score", "val_score", "train_seconds",
-           "time_to_best_s", "peak_rss_mb", "eval_examples_per_s", "train_examples_per_s", "status", "error"]
+COLUMNS = [
+    "run_id",
+    "study",
+    "backbone",
+    "domain",
+    "backbone_params",
+    "method",
+    "trainable_params",
+    "task",
+    "task_kind",
+    "seed",
+    "rank",
+    "few_shot",
+    "time_budget",
+    "metric",
+    "score",
+    "val_score",
+    "train_seconds",
+    "time_to_best_s",
+    "peak_rss_mb",
+    "eval_examples_per_s",
+    "train_examples_per_s",
+    "status",
+    "error",
+]
 
 
 def flatten(result: dict) -> dict:
-    row = {k: result.get(k) for k in ("run_id", "study", "backbone", "domain", "backbone_params", "method",
-                                      "task", "task_kind", "seed", "rank", "few_shot", "time_budget", "status")}
+    row = {
+        k: result.get(k)
+        for k in (
+            "run_id",
+            "study",
+            "backbone",
+            "domain",
+            "backbone_params",
+            "method",
+            "task",
+            "task_kind",
+            "seed",
+            "rank",
+            "few_shot",
+            "time_budget",
+            "status",
+        )
+    }
     row["error"] = result.get("error")
     metrics, cost = result.get("metrics") or {}, result.get("cost") or {}
     val = next((k for k in metrics if k.startswith("val_")), None)
     if val:
-        name = val[len("val_"):]
+        name = val[len("val_") :]
         row.update(metric=name, score=metrics.get(f"test_{name}"), val_score=metrics.get(val))
-    for key in ("trainable_params", "train_seconds", "time_to_best_s", "peak_rss_mb", "eval_examples_per_s",
-                "train_examples_per_s"):
+    for key in (
+        "trainable_params",
+        "train_seconds",
+        "time_to_best_s",
+        "peak_rss_mb",
+        "eval_examples_per_s",
+        "train_examples_per_s",
+    ):
         row[key] = cost.get(key)
     row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
     return row

@@ -5,6 +5,7 @@ leaves no result and is redone on the next sweep; a run that raised records its 
 the sweep goes on. Pre-trained backbones are made once under ``OUT/backbones/`` (file-locked,
 so parallel workers wait for one another).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,17 @@ def backbone_spec(config: StudyConfig, entry: BackboneEntry, base: Path, out: Pa
     with FileLock(str(folder) + ".lock"):
         if not (folder / "pretrain.json").is_file():
             p = entry.pretrain
-            pretrain(p.base, [_path(base, c) for c in p.corpus], folder, steps=p.steps, batch_size=p.batch_size,
-                     max_length=p.max_length, lr=p.lr, seed=p.seed, progress=progress)
+            pretrain(
+                p.base,
+                [_path(base, c) for c in p.corpus],
+                folder,
+                steps=p.steps,
+                batch_size=p.batch_size,
+                max_length=p.max_length,
+                lr=p.lr,
+                seed=p.seed,
+                progress=progress,
+            )
     return str(folder)
 
 
@@ -92,8 +102,7 @@ def subsample(splits: dict, entry: TaskEntry) -> dict:
     out = {}
     for split, examples in splits.items():
         n = limits.get(split)
-        out[split] = random.Random(f"{entry.name}:{split}").sample(examples, n) if n and n < len(examples) \
-            else examples
+        out[split] = random.Random(f"{entry.name}:{split}").sample(examples, n) if n and n < len(examples) else examples
     return out
 
 
@@ -136,14 +145,22 @@ def execute(config: StudyConfig, config_path: Path, run: Run, out: Path, progres
         settings = settings_for(config, run)
         spec = resolve_task(_path(base, task_entry.task) if Path(base / task_entry.task).exists() else task_entry.task)
         options = {"label_map": _path(base, task_entry.label_map)} if task_entry.label_map else {}
-        splits = subsample(load_dataset(data_path(task_entry, base, out), spec, task_entry.format, **options),
-                           task_entry)
+        splits = subsample(
+            load_dataset(data_path(task_entry, base, out), spec, task_entry.format, **options), task_entry
+        )
         backbone = load_backbone(backbone_spec(config, entry, base, out, progress))
         backbone_params = backbone.num_parameters()
-        result = train(spec, splits, settings, folder / "train", backbone=backbone, name=run.run_id[:120],
-                       progress=progress)
-        record.update(status="ok", backbone_params=backbone_params, task_kind=spec.kind.value,
-                      metrics=result.metrics, cost=result.cost, settings=settings.model_dump(mode="json"))
+        result = train(
+            spec, splits, settings, folder / "train", backbone=backbone, name=run.run_id[:120], progress=progress
+        )
+        record.update(
+            status="ok",
+            backbone_params=backbone_params,
+            task_kind=spec.kind.value,
+            metrics=result.metrics,
+            cost=result.cost,
+            settings=settings.model_dump(mode="json"),
+        )
     except Exception as exc:  # one failed run must not stop the sweep
         record["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         record["traceback"] = traceback.format_exc()[-4000:]
@@ -170,9 +187,19 @@ def run_parallel(config_path: Path, indices: list[int], workers: int, out: Path,
     while queue or running:
         while queue and len(running) < workers:
             i = queue.pop(0)
-            log = open(logs / f"run-{i}.log", "wb")
-            command = [sys.executable, "-m", "bedside.cli", "sweep", str(config_path), "--index", str(i),
-                       "--out", str(out), "--no-progress"]
+            log = open(logs / f"run-{i}.log", "wb")  # noqa: SIM115 - closed when the worker ends
+            command = [
+                sys.executable,
+                "-m",
+                "bedside.cli",
+                "sweep",
+                str(config_path),
+                "--index",
+                str(i),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
             running[i] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
         for i, (process, log) in list(running.items()):
             if process.poll() is not None:

@@ -1,4 +1,5 @@
 """Registry fixtures: real tiny-backbone artifacts built once, copied per test."""
+
 from __future__ import annotations
 
 import shutil
@@ -41,4 +42,3 @@ def registry(tmp_path, served):
     from bedside.adapters.registry import Registry
 
     return Registry(tmp_path / "store", backbone=served)
-

@@ -1,4 +1,5 @@
 """Crashes and concurrency across real processes (a SIGKILLed push; 20 racing activations)."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,14 @@ def wait_for(predicate, procs, timeout=120.0):
 
 def test_push_killed_before_publishing_leaves_no_partial_version(tmp_path, artifact, served):
     root, marker = tmp_path / "store", tmp_path / "staged"
-    proc = subprocess.Popen([sys.executable, "-c", PAUSED_PUSH, str(root), str(artifact()), str(marker)],
-                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_PUSH, str(root), str(artifact()), str(marker)],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(marker.exists, [proc])
         staged = Path(marker.read_text())
@@ -78,10 +85,27 @@ def test_r25_20_concurrent_activations_across_two_tasks_from_processes(tmp_path,
         registry.push(artifact(task, seed=1))
     go = tmp_path / "go"
     jobs = [("mortality" if i % 2 else "ner", f"v{1 + (i // 2) % 2}", f"p{i}") for i in range(20)]
-    procs = [subprocess.Popen([sys.executable, "-c", RACING_ACTIVATION, str(root), task, version, actor,
-                               str(tmp_path / f"ready-{actor}"), str(go)],
-                              cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for task, version, actor in jobs]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                RACING_ACTIVATION,
+                str(root),
+                task,
+                version,
+                actor,
+                str(tmp_path / f"ready-{actor}"),
+                str(go),
+            ],
+            cwd=REPO,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for task, version, actor in jobs
+    ]
     try:
         wait_for(lambda: all((tmp_path / f"ready-{a}").exists() for _, _, a in jobs), procs)
         go.touch()  # all at once

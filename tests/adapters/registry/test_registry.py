@@ -1,4 +1,5 @@
 """Versions, activation, rollback, integrity and failure handling of the registry."""
+
 from __future__ import annotations
 
 import errno
@@ -10,8 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from bedside.adapters.registry import (BaseMismatch, Conflict, InvalidArtifact, InvalidRequest, NotFound, NotServable,
-                               Registry, SmokeFailed, StoreUnavailable)
+from bedside.adapters.registry import (
+    BaseMismatch,
+    Conflict,
+    InvalidArtifact,
+    InvalidRequest,
+    NotFound,
+    NotServable,
+    Registry,
+    SmokeFailed,
+    StoreUnavailable,
+)
 from tests.helpers import save_task_artifacts
 
 
@@ -92,8 +102,13 @@ def test_non_servable_artifacts_are_stored_but_never_activated(registry, tmp_pat
     from tests.helpers import four_task_model, task_manifest
 
     model = four_task_model(tiny_backbone(seed=0))
-    manifest = task_manifest(model, "mortality", method=Method.full, servable=False,
-                             not_servable_reason="full fine-tuning changes the shared encoder")
+    manifest = task_manifest(
+        model,
+        "mortality",
+        method=Method.full,
+        servable=False,
+        not_servable_reason="full fine-tuning changes the shared encoder",
+    )
     head = {k: v.detach() for k, v in model.slots["mortality"].head.state_dict().items()}
     path = save_artifact(tmp_path / "full", manifest, head, encoder_state=served.encoder.state_dict())
     info = registry.push(path)
@@ -117,8 +132,9 @@ def test_ia3_adapters_push_and_activate(registry, tmp_path):
 
     model = MultiAdapterModel(tiny_backbone(seed=0))
     task = PRESETS["length_of_stay"]
-    config = IA3Config(target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"],
-                       init_ia3_weights=False)
+    config = IA3Config(
+        target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"], init_ia3_weights=False
+    )
     model.add_adapter(task.name, task, build_head(task.kind, 32, task.num_labels), config)
     model.eval()
     path = save_from_model(tmp_path / "ia3", model, task.name, task_manifest(model, task.name, method=Method.ia3))
@@ -137,6 +153,7 @@ def test_default_smoke_works_on_a_served_encoder_that_already_has_adapters(tmp_p
     assert registry.push(artifact("relations"), activate=True).active
     assert "lora_A" in str(live.encoder)  # the live encoder is untouched by the smoke's private copy
     from bedside.adapters.registry.smoke import pristine_encoder
+
     assert fingerprint(pristine_encoder(live.encoder)) == before
 
 
@@ -276,12 +293,15 @@ def _fail_with(code):
     return fail
 
 
-@pytest.mark.parametrize("where, code, status", [
-    ("copy", errno.ENOSPC, 507),
-    ("rename", errno.EROFS, 503),
-    ("mkdtemp", errno.EROFS, 503),
-    ("pointer", errno.ENOSPC, 507),
-])
+@pytest.mark.parametrize(
+    "where, code, status",
+    [
+        ("copy", errno.ENOSPC, 507),
+        ("rename", errno.EROFS, 503),
+        ("mkdtemp", errno.EROFS, 503),
+        ("pointer", errno.ENOSPC, 507),
+    ],
+)
 def test_r29_store_failures_leave_the_registry_unchanged(registry, artifact, monkeypatch, where, code, status):
     from bedside.adapters.registry import ingest, local
 
@@ -291,14 +311,16 @@ def test_r29_store_failures_leave_the_registry_unchanged(registry, artifact, mon
         monkeypatch.setattr(ingest.shutil, "copyfileobj", _fail_with(code))
     elif where == "rename":
         real = os.rename
-        monkeypatch.setattr(local.os, "rename",
-                            lambda a, b: _fail_with(code)() if ".staging" in str(a) else real(a, b))
+        monkeypatch.setattr(local.os, "rename", lambda a, b: _fail_with(code)() if ".staging" in str(a) else real(a, b))
     elif where == "mkdtemp":
         monkeypatch.setattr(local.tempfile, "mkdtemp", _fail_with(code))
     else:  # the version is stored; making it active fails
         real = local.atomic_write
-        monkeypatch.setattr(local, "atomic_write",
-                            lambda path, data: _fail_with(code)() if path.name == "active.json" else real(path, data))
+        monkeypatch.setattr(
+            local,
+            "atomic_write",
+            lambda path, data: _fail_with(code)() if path.name == "active.json" else real(path, data),
+        )
     with pytest.raises(StoreUnavailable) as err:
         registry.push(artifact(seed=1), activate=True)
     assert err.value.http_status == status and err.value.code == "store_unavailable"
@@ -333,7 +355,12 @@ def test_store_location_defaults(monkeypatch, tmp_path):
 def test_denied_attempts_can_be_audited(registry):
     registry.audit("anonymous", "upload", "mortality", None, None, "denied", "no admin token")
     entry = registry.audit_entries()[-1]
-    assert (entry.actor, entry.action, entry.outcome, entry.reason) == ("anonymous", "upload", "denied", "no admin token")
+    assert (entry.actor, entry.action, entry.outcome, entry.reason) == (
+        "anonymous",
+        "upload",
+        "denied",
+        "no admin token",
+    )
     line = json.loads((registry.root / "audit.jsonl").read_text().splitlines()[-1])
     assert set(line) == {"time", "actor", "action", "task", "version", "sha256", "outcome", "reason"}
 

@@ -1,4 +1,5 @@
 """Hostile and broken safetensors files (RELIABILITY rows 20 and 21)."""
+
 from __future__ import annotations
 
 import struct
@@ -113,12 +114,15 @@ def test_r21_bit_flips_are_refused(serving, artifact, registry):
     refused_and_still_serving(registry, src, InvalidArtifact, "safetensors")
 
 
-@pytest.mark.parametrize("offsets, match", [
-    ([[0, 8], [4, 12]], "bad offsets"),  # overlapping bytes
-    ([[0, 8], [12, 20]], "bad offsets"),  # a gap
-    ([[8, 16], [0, 8]], "truncated or padded"),  # in any order, but the file holds more than described
-    ([[0, 8], [24, 32]], "bad offsets"),  # past the end of the file
-])
+@pytest.mark.parametrize(
+    "offsets, match",
+    [
+        ([[0, 8], [4, 12]], "bad offsets"),  # overlapping bytes
+        ([[0, 8], [12, 20]], "bad offsets"),  # a gap
+        ([[8, 16], [0, 8]], "truncated or padded"),  # in any order, but the file holds more than described
+        ([[0, 8], [24, 32]], "bad offsets"),  # past the end of the file
+    ],
+)
 def test_r21_bad_offsets_are_refused(tmp_path, offsets, match):
     header = {f"t{i}": {"dtype": "F32", "shape": [2], "data_offsets": o} for i, o in enumerate(offsets)}
     path = tmp_path / "bad.safetensors"
@@ -135,8 +139,9 @@ def test_r21_shape_and_dtype_must_match_the_bytes(tmp_path):
     write_safetensors(path, {"w": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]}}, b"\0" * 8)
     with pytest.raises(InvalidArtifact, match="dtype 'U8'"):
         header_of(path)
-    write_safetensors(path, {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                             "__metadata__": {"format": 1}}, b"\0" * 8)
+    write_safetensors(
+        path, {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "__metadata__": {"format": 1}}, b"\0" * 8
+    )
     with pytest.raises(InvalidArtifact, match="__metadata__"):
         header_of(path)
 

@@ -1,4 +1,5 @@
 """What the validator refuses before anything is stored (RELIABILITY rows 15-18, 22)."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,8 @@ import socket
 
 import pytest
 
-from bedside.adapters.registry import (BaseMismatch, ForbiddenConfig, InvalidArtifact, Registry, TooLarge,
-                               UnexpectedFile)
-from bedside.adapters.registry.validate import check_name, scan_dir, validate_artifact
-from bedside.adapters.registry.validate import Limits
+from bedside.adapters.registry import BaseMismatch, ForbiddenConfig, InvalidArtifact, Registry, TooLarge, UnexpectedFile
+from bedside.adapters.registry.validate import Limits, check_name, scan_dir, validate_artifact
 from tests.helpers import edit_json
 
 
@@ -23,14 +22,18 @@ def assert_nothing_stored(registry: Registry) -> None:
 
 def test_a_built_artifact_passes(artifact, served):
     for task in ("mortality", "length_of_stay", "ner", "relations"):
-        checked = validate_artifact(artifact(task), expected_base=(served.name, served.fingerprint, served.hidden_size),
-                                    base_encoder=served.encoder)
+        checked = validate_artifact(
+            artifact(task),
+            expected_base=(served.name, served.fingerprint, served.hidden_size),
+            base_encoder=served.encoder,
+        )
         assert checked.manifest.task.name == task and checked.peft_config.r == 4
 
 
 # -- row 15: path tricks and archives --------------------------------------------------------------
-@pytest.mark.parametrize("name", ["../manifest.json", "/etc/passwd", "..", ".", "a/b", "sub\\manifest.json", "",
-                                  "manifest.json/../../x"])
+@pytest.mark.parametrize(
+    "name", ["../manifest.json", "/etc/passwd", "..", ".", "a/b", "sub\\manifest.json", "", "manifest.json/../../x"]
+)
 def test_r15_names_that_could_escape_are_refused(name):
     with pytest.raises(UnexpectedFile, match="path tricks"):
         check_name(name)
@@ -81,8 +84,9 @@ def test_r15_archives_are_refused_unopened(artifact, registry, archive):
 
 
 # -- row 16: files outside the allow-list -------------------------------------------------------------
-@pytest.mark.parametrize("name", ["pytorch_model.bin", "adapter_model.pt", "head.pkl", "hooks.py",
-                                  "tokenizer.json", "vocab.txt"])
+@pytest.mark.parametrize(
+    "name", ["pytorch_model.bin", "adapter_model.pt", "head.pkl", "hooks.py", "tokenizer.json", "vocab.txt"]
+)
 def test_r16_unexpected_files_are_refused(artifact, registry, name):
     src = artifact()
     (src / name).write_bytes(b"\x80\x04K\x01.")
@@ -105,20 +109,26 @@ def test_r16_method_specific_files(artifact, registry):
 
 
 # -- row 17: adapter_config.json against the allow-list ------------------------------------------------------
-@pytest.mark.parametrize("change, match", [
-    ({"surprise": 1}, "unknown key 'surprise'"),
-    ({"auto_mapping": {"base_model_class": "BertModel", "parent_library": "evil.module"}}, "auto_mapping must be null"),
-    ({"use_dora": True}, "use_dora"),
-    ({"modules_to_save": ["classifier"]}, "modules_to_save"),
-    ({"layers_to_transform": [0, 0]}, "layers_to_transform"),
-    ({"layers_to_transform": [0, 7]}, "layers the 2-layer base does not have"),
-    ({"target_modules": ".*"}, "not a pattern"),
-    ({"bias": "all"}, "bias"),
-    ({"megatron_core": "os"}, "megatron_core"),
-    ({"loftq_config": {"loftq_bits": 4}}, "loftq_config"),
-    ({"peft_type": "PROMPT_TUNING"}, "only LORA and IA3"),
-    ({"peft_type": "IA3"}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"surprise": 1}, "unknown key 'surprise'"),
+        (
+            {"auto_mapping": {"base_model_class": "BertModel", "parent_library": "evil.module"}},
+            "auto_mapping must be null",
+        ),
+        ({"use_dora": True}, "use_dora"),
+        ({"modules_to_save": ["classifier"]}, "modules_to_save"),
+        ({"layers_to_transform": [0, 0]}, "layers_to_transform"),
+        ({"layers_to_transform": [0, 7]}, "layers the 2-layer base does not have"),
+        ({"target_modules": ".*"}, "not a pattern"),
+        ({"bias": "all"}, "bias"),
+        ({"megatron_core": "os"}, "megatron_core"),
+        ({"loftq_config": {"loftq_bits": 4}}, "loftq_config"),
+        ({"peft_type": "PROMPT_TUNING"}, "only LORA and IA3"),
+        ({"peft_type": "IA3"}, "unknown key"),
+    ],
+)
 def test_r17_forbidden_configs_are_refused(artifact, registry, change, match):
     src = artifact()
     edit_json(src / "adapter_config.json", **change)
@@ -153,11 +163,14 @@ def no_network(monkeypatch):
     return attempts
 
 
-@pytest.mark.parametrize("change, error, match", [
-    ({"base_model_name_or_path": "dmis-lab/biobert-v1.1"}, BaseMismatch, "not the served base"),
-    ({"base_model_name_or_path": "https://huggingface.co/x/y"}, BaseMismatch, "not the served base"),
-    ({"revision": "main"}, ForbiddenConfig, "revision"),
-])
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"base_model_name_or_path": "dmis-lab/biobert-v1.1"}, BaseMismatch, "not the served base"),
+        ({"base_model_name_or_path": "https://huggingface.co/x/y"}, BaseMismatch, "not the served base"),
+        ({"revision": "main"}, ForbiddenConfig, "revision"),
+    ],
+)
 def test_r18_foreign_base_or_revision_refused_without_network(artifact, registry, no_network, change, error, match):
     src = artifact()
     edit_json(src / "adapter_config.json", **change)

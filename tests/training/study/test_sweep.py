@@ -1,4 +1,5 @@
 """``bedside sweep`` / ``report`` / ``pretrain`` on the tiny base and synthetic data."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,8 @@ def synth(tmp_path_factory):
 
 def study_file(tmp_path, synth, served_folder, **changes):
     config = {
-        "name": "tiny", "out": str(tmp_path / "out"),
+        "name": "tiny",
+        "out": str(tmp_path / "out"),
         "backbones": [{"spec": str(served_folder), "label": "tiny"}],
         "methods": ["lora", "full"],
         "tasks": [{"task": "mortality", "data": str(synth["mortality"])}, {"task": "ner", "data": str(synth["ner"])}],
@@ -50,8 +52,9 @@ def _cli(*args):
 
 
 def test_plan_is_the_grid_plus_side_studies(tmp_path, synth, served_folder):
-    path = study_file(tmp_path, synth, served_folder, ranks=[8, 16], few_shot=[4], time_budgets=[0.5],
-                      side={"tasks": ["ner"]})
+    path = study_file(
+        tmp_path, synth, served_folder, ranks=[8, 16], few_shot=[4], time_budgets=[0.5], side={"tasks": ["ner"]}
+    )
     runs = expand(load_config(path))
     assert [r.study for r in runs].count("main") == 4  # 1 backbone x 2 methods x 2 tasks x 1 seed
     side = [r for r in runs if r.study != "main"]
@@ -61,15 +64,26 @@ def test_plan_is_the_grid_plus_side_studies(tmp_path, synth, served_folder):
 
 
 def test_sweep_resumes_after_a_kill_and_records_failures(tmp_path, synth, served_folder):
-    path = study_file(tmp_path, synth, served_folder,
-                      tasks=[{"task": "mortality", "data": str(synth["mortality"])},
-                             {"task": "ner", "data": str(synth["ner"])},
-                             {"task": "ner", "data": str(tmp_path / "missing"), "label": "broken"}])
+    path = study_file(
+        tmp_path,
+        synth,
+        served_folder,
+        tasks=[
+            {"task": "mortality", "data": str(synth["mortality"])},
+            {"task": "ner", "data": str(synth["ner"])},
+            {"task": "ner", "data": str(tmp_path / "missing"), "label": "broken"},
+        ],
+    )
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "bedside.cli", "sweep", str(path), "--no-progress"],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bedside.cli", "sweep", str(path), "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list(out.glob("runs/*/result.json")):
         time.sleep(0.2)
@@ -95,19 +109,39 @@ def test_index_runs_one_run(tmp_path, synth, served_folder):
     path = study_file(tmp_path, synth, served_folder, methods=["lora"])
     result = _cli("sweep", str(path), "--index", "1", "--no-progress")
     assert result.exit_code == 0, result.output
-    assert [p.parent.name for p in (tmp_path / "out").glob("runs/*/result.json")] == [expand(load_config(path))[1].run_id]
+    assert [p.parent.name for p in (tmp_path / "out").glob("runs/*/result.json")] == [
+        expand(load_config(path))[1].run_id
+    ]
     assert _cli("sweep", str(path), "--index", "9").exit_code == 2
 
 
 def test_report_renders_all_sections(tmp_path, synth, served_folder):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(["the patient was given lasix for edema and improved ."] * 40))
-    path = study_file(tmp_path, synth, served_folder, methods=["lora", "full", "ia3"],
-                      backbones=[{"spec": str(served_folder), "label": "tiny"},
-                                 {"label": "tiny-domain", "domain": "clinical",
-                                  "pretrain": {"base": str(served_folder), "corpus": [str(corpus)], "steps": 3,
-                                               "batch_size": 4, "max_length": 32}}],
-                      ranks=[8, 16], few_shot=[4, 8], time_budgets=[0.5], side={"tasks": ["ner"]})
+    path = study_file(
+        tmp_path,
+        synth,
+        served_folder,
+        methods=["lora", "full", "ia3"],
+        backbones=[
+            {"spec": str(served_folder), "label": "tiny"},
+            {
+                "label": "tiny-domain",
+                "domain": "clinical",
+                "pretrain": {
+                    "base": str(served_folder),
+                    "corpus": [str(corpus)],
+                    "steps": 3,
+                    "batch_size": 4,
+                    "max_length": 32,
+                },
+            },
+        ],
+        ranks=[8, 16],
+        few_shot=[4, 8],
+        time_budgets=[0.5],
+        side={"tasks": ["ner"]},
+    )
     result = _cli("sweep", str(path), "--no-progress")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "out" / "backbones" / "tiny-domain" / "pretrain.json").read_text())["steps"] == 3
@@ -129,8 +163,19 @@ def test_pretrain_writes_a_loadable_backbone(tmp_path, served_folder):
 
     corpus = tmp_path / "notes.tsv"
     corpus.write_text("Lasix\tB-Chemical\nfor\tO\nedema\tB-Disease\n\nAspirin\tB-Chemical\ngiven\tO\n")
-    result = _cli("pretrain", "--corpus", str(corpus), "--out", str(tmp_path / "bb"), "--backbone",
-                  str(served_folder), "--steps", "2", "--batch-size", "2")
+    result = _cli(
+        "pretrain",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(tmp_path / "bb"),
+        "--backbone",
+        str(served_folder),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "bb" / "pretrain.json").read_text())
     assert record["passages"] == 2
@@ -148,17 +193,28 @@ def test_shipped_study_files_parse(name):
     config = load_config(Path(ROOT) / "training" / "study" / "configs" / f"{name}.yaml")
     runs = expand(config)
     methods = {r.method for r in runs}
-    assert {"lora", "ia3", "prompt", "full"} <= methods and {r.study for r in runs} == {"main", "rank", "few_shot",
-                                                                                       "time_budget"}
+    assert {"lora", "ia3", "prompt", "full"} <= methods and {r.study for r in runs} == {
+        "main",
+        "rank",
+        "few_shot",
+        "time_budget",
+    }
     assert any(b.domain != "general" for b in config.backbones)
 
 
 def test_synthetic_data_and_subsets(tmp_path, served_folder):
     path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "s", "out": str(tmp_path / "out"), "backbones": [{"spec": str(served_folder), "label": "tiny"}],
-        "tasks": [{"task": "ner", "data": "synth:ner:60", "max_train": 10, "max_eval": 5}],
-        "train": {"epochs": 1, "batch_size": 8, "max_length": 48}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "s",
+                "out": str(tmp_path / "out"),
+                "backbones": [{"spec": str(served_folder), "label": "tiny"}],
+                "tasks": [{"task": "ner", "data": "synth:ner:60", "max_train": 10, "max_eval": 5}],
+                "train": {"epochs": 1, "batch_size": 8, "max_length": 48},
+            }
+        )
+    )
     result = _cli("sweep", str(path), "--no-progress")
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("runs/*/result.json")]
@@ -177,8 +233,12 @@ def test_fast_mlm_loss_equals_the_stock_loss(served_folder):
     torch.manual_seed(0)
     model = AutoModelForMaskedLM.from_config(backbone.encoder.config).eval()
     collator = DataCollatorForLanguageModeling(backbone.tokenizer, mlm_probability=0.3)
-    batch = collator([{"input_ids": backbone.tokenizer(t)["input_ids"]} for t in
-                      ["lasix was given for edema", "the patient improved after aspirin and heparin were started"]])
+    batch = collator(
+        [
+            {"input_ids": backbone.tokenizer(t)["input_ids"]}
+            for t in ["lasix was given for edema", "the patient improved after aspirin and heparin were started"]
+        ]
+    )
     assert torch.allclose(mlm_loss(model, batch), model(**batch).loss, atol=1e-5)
 
 

@@ -27,9 +27,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .heads import build_head, head_num_labels
+from .model_card import model_card
 from .tasks import TaskKind, TaskSpec
 
-FORMAT = "bedside-adapter/1"
+FORMAT: Literal["bedside-adapter/1"] = "bedside-adapter/1"
 MANIFEST = "manifest.json"
 PEFT_CONFIG = "adapter_config.json"
 PEFT_WEIGHTS = "adapter_model.safetensors"
@@ -199,35 +200,6 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
-def model_card(m: Manifest) -> str:
-    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(m.metrics.items()) if v is not None) or "| (none) | |"
-    serve = "yes" if m.servable else f"no — {m.not_servable_reason}"
-    return f"""# {m.name} (version {m.version})
-
-**Task:** `{m.task.name}` ({m.task.kind.value}) — {m.task.description or "user-defined task"}
-**Labels:** {", ".join(f"`{label}`" for label in m.task.labels)}
-**Method:** {m.method.value} · **trainable parameters:** {m.trainable_params} of {m.total_params}
-**Base:** `{m.base.name}` (`{m.base.fingerprint[:19]}…`) · **max length:** {m.max_length} tokens
-**Servable on the shared base:** {serve}
-**Created:** {m.created_at.isoformat()} by {m.created_by}
-
-## Intended use
-Decision support inside the hospital, reviewed by clinicians. Not a diagnosis; not for use
-on populations or note types unlike its training data.
-
-## Data
-Training data hash: `{m.data_hash or "unknown"}`. Settings: `{json.dumps(m.training, sort_keys=True)}`
-
-## Metrics (held-out test split)
-| metric | value |
-|---|---|
-{metrics}
-
-## Limits
-Scores come from one data set; check calibration and subgroup performance on local data before use.
-"""
-
-
 # -- reading --------------------------------------------------------------------
 def read_manifest(path: str | Path) -> Manifest:
     path = Path(path)
@@ -324,14 +296,7 @@ def attach(model, artifact: Artifact, name: str | None = None):
     if m.base.hidden_size != model.backbone.hidden_size:
         raise ArtifactError("head hidden size does not match the base")
     try:
-        return model.add_adapter(
-            name or m.name,
-            m.task,
-            artifact.build_head(),
-            peft_config=artifact.peft_config,
-            peft_state=artifact.peft_state,
-            max_length=m.max_length,
-        )
+        return _add(model, artifact, name)
     except (ValueError, RuntimeError) as exc:
         raise ArtifactError(f"adapter {m.name!r} does not fit the loaded base: {exc}") from None
 
@@ -352,7 +317,13 @@ def build_model(artifact: Artifact, backbone, name: str | None = None):
         except RuntimeError as exc:
             raise ArtifactError(f"encoder weights do not fit the base: {exc}") from None
     model = MultiAdapterModel(backbone)
-    model.add_adapter(
+    _add(model, artifact, name)
+    return model.eval()
+
+
+def _add(model, artifact: Artifact, name: str | None):
+    m = artifact.manifest
+    return model.add_adapter(
         name or m.name,
         m.task,
         artifact.build_head(),
@@ -360,4 +331,3 @@ def build_model(artifact: Artifact, backbone, name: str | None = None):
         peft_state=artifact.peft_state,
         max_length=m.max_length,
     )
-    return model.eval()

@@ -23,6 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -126,6 +127,7 @@ def load_backbone(spec: str | None = None, device: str | torch.device = "cpu") -
     """Load ``embedded``, ``embedded:layers=K``, a local folder, or a hub id."""
     spec = spec or EMBEDDED
     layers = None
+    source: str | Path
     if spec == EMBEDDED or _LAYERS_SPEC.match(spec):
         match = _LAYERS_SPEC.match(spec)
         layers = int(match.group(1)) if match else None
@@ -182,14 +184,15 @@ def drop_pooler(encoder: PreTrainedModel) -> None:
     """Remove BERT's pooler: heads pool for themselves, and a checkpoint without one
     would otherwise get fresh random weights (and an unstable fingerprint)."""
     if getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None
+        encoder.pooler = None  # type: ignore[assignment]  # a Module attribute set to None removes it
 
 
 def keep_first_layers(encoder: PreTrainedModel, layers: int) -> PreTrainedModel:
     """Truncate a BERT-style encoder to its first ``layers`` transformer blocks."""
-    blocks = encoder.encoder.layer
+    body: Any = encoder.encoder  # BERT's BertEncoder (transformers types it as a plain Module)
+    blocks = body.layer
     if not 1 <= layers <= len(blocks):
         raise BackboneError(f"layers must be in 1..{len(blocks)}, got {layers}")
-    encoder.encoder.layer = torch.nn.ModuleList(list(blocks)[:layers])
+    body.layer = torch.nn.ModuleList(list(blocks)[:layers])
     encoder.config.num_hidden_layers = layers
     return encoder

@@ -84,8 +84,10 @@ class BankedLinear(nn.Module):
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
 
 
-def lora_weights(config, state: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def lora_weights(config, state: dict[str, torch.Tensor] | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """PEFT LoRA weights -> {module path: (A, B * scaling)}."""
+    if state is None:
+        raise ValueError("a LoRA adapter without weights")
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in state.items():
         match = _LORA_KEY.match(key)

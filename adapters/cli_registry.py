@@ -170,7 +170,7 @@ def rollback(task: str = typer.Argument(...), store: Optional[Path] = STORE, act
 @app.command("delete")
 def delete(
     task: str = typer.Argument(...),
-    version: str = typer.Argument(...),
+    version: str = typer.Argument(..., help="A version that is not active."),
     store: Optional[Path] = STORE,
     actor: Optional[str] = ACTOR,
 ) -> None:

@@ -9,6 +9,7 @@ markers for pair tasks.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,11 +63,7 @@ class Encoder:
     """Tokenises examples of one task for one tokenizer and length limit."""
 
     def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        task: TaskSpec,
-        max_length: int = 128,
-        truncate: bool = True,
+        self, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, max_length: int = 128, truncate: bool = True
     ) -> None:
         if max_length < 8:
             raise ValueError("max_length must be at least 8")
@@ -207,7 +204,7 @@ def mark_entities(text: str, head: Span, tail: Span) -> tuple[str, int, int]:
     return "".join(pieces), offsets["head"], offsets["tail"]
 
 
-def pad_rows(rows: list[EncodedRow], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def pad_rows(rows: Sequence[EncodedRow], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Right-pad rows to the longest: int64 ids and a 0/1 attention mask (torch and ONNX alike)."""
     width = max(len(row) for row in rows)
     ids = np.full((len(rows), width), pad_id, dtype=np.int64)

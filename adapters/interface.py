@@ -41,6 +41,12 @@ class Slot:
     def kind(self) -> KindStrategy:
         return strategy(self.task.kind)
 
+    def torch_head(self) -> Head:
+        """The head as a torch module (every slot but a merged ONNX graph's has one)."""
+        if self.head is None:
+            raise TypeError(f"adapter {self.name!r} has its head inside its graph")
+        return self.head
+
 
 @runtime_checkable
 class AdapterModel(Protocol):
@@ -91,6 +97,6 @@ def head_logits(
     """Each run of the batch through its adapter's head: logits per row, in batch order."""
     outputs: list[torch.Tensor] = []
     for run, rows in batch.run_rows():
-        head = slots[run.slot].head
+        head = slots[run.slot].torch_head()
         outputs.extend(head.row_logits(head.run(hidden[run.rows], mask[run.rows], rows), rows))
     return outputs

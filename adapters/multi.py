@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from peft import PeftConfig, PeftModel, PeftType, get_peft_model, set_peft_model_state_dict
@@ -69,12 +70,14 @@ class MultiAdapterModel(nn.Module):
             self._add_banked(peft_name, peft_config, peft_state)
         elif peft_config is not None:
             peft_name = f"adapter{next(self._peft_ids)}"
-            if self.peft is None:
-                self.encoder_model = get_peft_model(self.backbone.encoder, peft_config, adapter_name=peft_name)
+            peft = self.peft
+            if peft is None:
+                peft = get_peft_model(self.backbone.encoder, peft_config, adapter_name=peft_name)
+                self.encoder_model = peft
             else:
-                self.peft.add_adapter(peft_name, peft_config)
+                peft.add_adapter(peft_name, peft_config)
             if peft_state is not None:
-                result = set_peft_model_state_dict(self.peft, peft_state, adapter_name=peft_name)
+                result: Any = set_peft_model_state_dict(peft, peft_state, adapter_name=peft_name)
                 missing = [k for k in result.missing_keys if f".{peft_name}." in k or k.endswith(f".{peft_name}")]
                 # Prompt learning loads its embedding outside the reported result.
                 if not peft_config.is_prompt_learning and (result.unexpected_keys or missing):
@@ -98,6 +101,7 @@ class MultiAdapterModel(nn.Module):
             raise ValueError("bank serving takes trained LoRA adapters only")
         if getattr(config, "use_dora", False):
             raise ValueError("DoRA adapters are not served")
+        assert self.banks is not None  # only bank models call this
         self.banks.add(bank_name, lora_weights(config, state))
 
     def remove_adapter(self, name: str) -> None:
@@ -110,6 +114,7 @@ class MultiAdapterModel(nn.Module):
 
     def _drop_peft(self, peft_name: str) -> None:
         peft = self.peft
+        assert peft is not None  # a PEFT adapter is loaded
         if len(peft.peft_config) == 1:
             # Last adapter: back to the bare encoder (prompt learning only wraps it).
             prompt = peft.peft_config[peft_name].is_prompt_learning
@@ -169,5 +174,5 @@ class MultiAdapterModel(nn.Module):
         """Training loss for a batch of one adapter's labelled rows."""
         batch = route(rows, [name] * len(rows))
         hidden, mask = self.encode_batch(batch)
-        head = self.slots[name].head
+        head = self.slots[name].torch_head()
         return head.loss(head.run(hidden, mask, batch.rows), batch.rows)

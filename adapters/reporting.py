@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def series_plot(
     file: Path,
     xlabel: str,
     ylabel: str,
-    marks: list[float] = (),
+    marks: Sequence[float] = (),
     mark_label: str = "",
     style: str = "line",
 ) -> None:

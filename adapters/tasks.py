@@ -50,8 +50,7 @@ class TaskSpec(BaseModel):
     labels: tuple[str, ...] = Field(min_length=2, description="ordered output labels")
     description: str = ""
     negative_label: str | None = Field(
-        default=None,
-        description="pair tasks: the no-relation class excluded from relation F1",
+        default=None, description="pair tasks: the no-relation class excluded from relation F1"
     )
 
     @field_validator("labels")

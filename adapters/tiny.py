@@ -115,7 +115,7 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 def tiny_backbone(seed: int = 0, hidden_size: int = 32, layers: int = 2) -> Backbone:
     """A deterministic random BERT: the same seed gives the same fingerprint."""
     tokenizer = tiny_tokenizer()
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]  # attn_implementation is a PretrainedConfig kwarg
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         num_hidden_layers=layers,

@@ -28,4 +28,4 @@ if (
     not (Path(__file__).resolve().parent / "adapters").is_dir()
     and (_SOURCE_ROOT / "adapters" / "__init__.py").is_file()
 ):
-    __path__.append(str(_SOURCE_ROOT))  # type: ignore[name-defined]
+    __path__.append(str(_SOURCE_ROOT))

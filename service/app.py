@@ -266,10 +266,10 @@ def _audit_denied(engine: Engine, actor: str, action: str, task, version, code: 
 
 def _plain(value: str | None) -> bool:
     """A version name (v1, v2, ...), the only free text a denied attempt may add to the audit."""
-    return bool(value) and re.fullmatch(r"v[1-9][0-9]{0,8}", value) is not None
+    return value is not None and re.fullmatch(r"v[1-9][0-9]{0,8}", value) is not None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError | RequestValidationError) -> str:
     """Where the request is wrong and why, without echoing any value (nor an unknown key's name)."""
     parts = []
     for error in exc.errors()[:5]:

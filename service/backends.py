@@ -18,23 +18,16 @@ import torch
 from bedside.adapters.artifact import Artifact, attach
 from bedside.adapters.backbones import Backbone
 from bedside.adapters.batch import Batch
-from bedside.adapters.interface import InferenceBackend, Slot
+from bedside.adapters.interface import AdapterModel, InferenceBackend, Slot
 from bedside.adapters.multi import MultiAdapterModel
 
 from .settings import ServiceSettings
 
 
-class TorchBackend:
-    name = "torch"
-    checks_on_served_model = True  # activation checks run on the served model (see swaps)
+class ModelBackend:
+    """A backend whose forwards and slots are its ``model``'s (an AdapterModel)."""
 
-    def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
-        self.lora_path = settings.lora_path
-        self.model = MultiAdapterModel(backbone, lora=settings.lora_path).eval()
-
-    @property
-    def label(self) -> str:
-        return "torch"
+    model: AdapterModel
 
     @property
     def slots(self) -> Mapping[str, Slot]:
@@ -43,6 +36,19 @@ class TorchBackend:
     def run(self, batch: Batch) -> list[torch.Tensor]:
         return self.model.run(batch)
 
+
+class TorchBackend(ModelBackend):
+    name = "torch"
+    checks_on_served_model = True  # activation checks run on the served model (see swaps)
+
+    def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
+        self.lora_path = settings.lora_path
+        self.model = self.torch = MultiAdapterModel(backbone, lora=settings.lora_path).eval()
+
+    @property
+    def label(self) -> str:
+        return "torch"
+
     def describe(self) -> dict:
         return {"backend": "torch", "lora_path": self.lora_path}
 
@@ -50,16 +56,16 @@ class TorchBackend:
         return artifact
 
     def attach(self, prepared: Artifact, slot: str) -> None:
-        attach(self.model, prepared, slot)
-        self.model.eval()
+        attach(self.torch, prepared, slot)
+        self.torch.eval()
 
     def remove(self, slot: str) -> None:
-        self.model.remove_adapter(slot)
+        self.torch.remove_adapter(slot)
 
 
 def make_backend(backbone: Backbone, settings: ServiceSettings) -> InferenceBackend:
     if settings.backend == "onnx":
-        from .onnx_backend import OnnxBackend
+        from .onnx_backend import make_onnx_backend
 
-        return OnnxBackend(backbone, settings)
+        return make_onnx_backend(backbone, settings)
     return TorchBackend(backbone, settings)

@@ -42,6 +42,7 @@ class Engine:
 
     def provenance(self, resident: Resident) -> dict[str, str]:
         info = resident.info
+        assert info is not None  # a leased version is a stored one
         return {
             "task": info.task,
             "version": info.version,

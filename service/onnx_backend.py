@@ -12,53 +12,38 @@ CPU) and every session is checked to run on it (:func:`~adapters.onnx.session.op
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from bedside.adapters.artifact import Artifact, check_servable
 from bedside.adapters.backbones import Backbone
-from bedside.adapters.batch import Batch
 from bedside.adapters.interface import Slot
 from bedside.adapters.onnx.export import export_artifact
 from bedside.adapters.onnx.session import OnnxModel, provider_for, variant_for
+from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
 
+from .backends import ModelBackend
 from .settings import ServiceSettings
 
 
-class OnnxBackend:
+class OnnxBackend(ModelBackend):
+    """What both designs share: the checked provider, the variant, the cache, the forward."""
+
     name = "onnx"
     checks_on_served_model = False  # int8/fp16 graphs may flip a borderline smoke example
+    design = ""
+    model: OnnxModel | SharedOnnxModel
 
     def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
         self.backbone = backbone
-        self.provider, options = provider_for(settings.device)
+        self.provider, self.options = provider_for(settings.device)
         self.variant = variant_for(settings.onnx_variant, self.provider)
-        self.design = settings.onnx_design
         self.cache = settings.onnx_cache_path()
-        if self.design == "shared":
-            from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
-
-            if self.variant != "fp32":
-                raise ValueError("the shared ONNX design runs fp32 only (BEDSIDE_ONNX_VARIANT=fp32)")
-            targets = [t.strip() for t in settings.onnx_shared_targets.split(",") if t.strip()]
-            graph, meta = export_shared(backbone, linear_targets(backbone, targets), self.cache)
-            self.model = SharedOnnxModel(backbone, graph, meta, self.provider, settings.threads, options)
-        else:
-            self.model = OnnxModel(backbone.tokenizer, self.provider, settings.threads, options)
 
     @property
     def label(self) -> str:
         """What answered, as provenance reports it: backend, design, variant, provider."""
         return f"onnx:{self.design}:{self.variant}:{self.provider}"
-
-    @property
-    def slots(self) -> Mapping[str, Slot]:
-        return self.model.slots
-
-    def run(self, batch: Batch) -> list[torch.Tensor]:
-        return self.model.run(batch)
 
     def describe(self) -> dict:
         import onnxruntime
@@ -72,21 +57,58 @@ class OnnxBackend:
             "cache": str(self.cache),
         }
 
-    def prepare(self, path: Path, artifact: Artifact):
-        """Export (or reuse the cached export) and open its session: slow, runs outside the lock."""
-        m = artifact.manifest
-        check_servable(m)  # the base is checked by the export (merged) or by add (shared)
-        if self.design == "shared":
-            return artifact
-        exported = export_artifact(path, self.backbone, self.cache, self.variant)
-        return self.model.open("", exported, m.task, m.max_length)
+    def prepare(self, path: Path, artifact: Artifact) -> Any:
+        raise NotImplementedError
 
-    def attach(self, prepared, slot: str) -> None:
-        if self.design == "shared":
-            self.model.add(slot, prepared)
-        else:
-            prepared.name = slot
-            self.model.insert(prepared)
+    def attach(self, prepared: Any, slot: str) -> None:
+        raise NotImplementedError
 
     def remove(self, slot: str) -> None:
         self.model.remove(slot)
+
+
+class MergedOnnxBackend(OnnxBackend):
+    """One exported graph per adapter version (LoRA folded in, head included)."""
+
+    design = "merged"
+
+    def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
+        super().__init__(backbone, settings)
+        self.merged = self.model = OnnxModel(backbone.tokenizer, self.provider, settings.threads, self.options)
+
+    def prepare(self, path: Path, artifact: Artifact) -> Slot:
+        """Export (or reuse the cached export) and open its session: slow, runs outside the lock."""
+        m = artifact.manifest
+        check_servable(m)  # the base is checked by the export
+        exported = export_artifact(path, self.backbone, self.cache, self.variant)
+        return self.merged.open("", exported, m.task, m.max_length)
+
+    def attach(self, prepared: Slot, slot: str) -> None:
+        prepared.name = slot
+        self.merged.insert(prepared)
+
+
+class SharedOnnxBackend(OnnxBackend):
+    """One encoder graph for every adapter, LoRA weights as inputs: attaching re-packs them."""
+
+    design = "shared"
+
+    def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
+        super().__init__(backbone, settings)
+        if self.variant != "fp32":
+            raise ValueError("the shared ONNX design runs fp32 only (BEDSIDE_ONNX_VARIANT=fp32)")
+        targets = [t.strip() for t in settings.onnx_shared_targets.split(",") if t.strip()]
+        graph, meta = export_shared(backbone, linear_targets(backbone, targets), self.cache)
+        self.shared = self.model = SharedOnnxModel(backbone, graph, meta, self.provider, settings.threads, self.options)
+
+    def prepare(self, path: Path, artifact: Artifact) -> Artifact:
+        check_servable(artifact.manifest)  # the base is checked by add
+        return artifact
+
+    def attach(self, prepared: Artifact, slot: str) -> None:
+        self.shared.add(slot, prepared)
+
+
+def make_onnx_backend(backbone: Backbone, settings: ServiceSettings) -> OnnxBackend:
+    designs = {"merged": MergedOnnxBackend, "shared": SharedOnnxBackend}
+    return designs[settings.onnx_design](backbone, settings)

@@ -53,7 +53,7 @@ def start_server(port: int, env: dict[str, str], log_file: Path | None = None) -
     ]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the server's, for its life
     process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    process.bentoml_home = home  # removed by stop_server
+    setattr(process, "bentoml_home", home)  # noqa: B010 - removed by stop_server
     return process
 
 
@@ -84,5 +84,6 @@ def stop_server(process: subprocess.Popen, timeout: float = 20.0) -> None:
     except ProcessLookupError:
         pass
     finally:
-        if getattr(process, "bentoml_home", None):
-            shutil.rmtree(process.bentoml_home, ignore_errors=True)
+        home = getattr(process, "bentoml_home", None)
+        if home:
+            shutil.rmtree(home, ignore_errors=True)

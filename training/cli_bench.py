@@ -63,8 +63,8 @@ def train_bench(
         console.print("[red]error:[/red] --seeds is empty")
         raise typer.Exit(2)
     base = TrainSettings(**{**BENCH_DEFAULTS, **overrides})
-    splits = load_dataset(data, spec, format)
-    splits = {"train": splits["train"][:limit], "val": splits["val"][:limit_eval], "test": splits["test"][:limit_eval]}
+    loaded = load_dataset(data, spec, format)
+    splits = {"train": loaded["train"][:limit], "val": loaded["val"][:limit_eval], "test": loaded["test"][:limit_eval]}
     console.print(f"{spec.name}: train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}")
     metric = "test_entity_f1"
 

@@ -39,7 +39,7 @@ def predict_logits(model, name: str, rows: list[EncodedRow], batch_size: int = 6
     was_training = module and model.training
     if module:
         model.eval()
-    out: list[torch.Tensor | None] = [None] * len(rows)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(rows)
     for index in length_batches(rows, batch_size):
         for i, logits in zip(index, predict_rows(model, [rows[i] for i in index], [name] * len(index))):
             out[i] = logits.float().cpu()

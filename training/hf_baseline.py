@@ -14,6 +14,7 @@ from bedside.adapters.backbones import Backbone
 from bedside.adapters.decoding import word_tags
 from bedside.adapters.encoding import Encoder
 from bedside.adapters.examples import Example
+from bedside.adapters.kinds import strategy
 from bedside.adapters.metrics import compute_metrics
 from bedside.adapters.tasks import TaskKind, TaskSpec
 
@@ -54,7 +55,7 @@ def hf_model(backbone: Backbone, task: TaskSpec, settings: TrainSettings):
     lora = LoraConfig(
         task_type=TaskType.TOKEN_CLS,
         r=settings.rank,
-        lora_alpha=settings.alpha,
+        lora_alpha=settings.alpha,  # type: ignore[arg-type]  # PEFT types it int; alpha / r is float
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
     )
@@ -109,7 +110,7 @@ def train_hf(
         start = time.perf_counter()
         predictions = trainer.predict(_Rows(test_rows)).predictions
         eval_seconds = time.perf_counter() - start
-    gold = [e.tags for e in splits["test"]]
+    gold = [strategy(task.kind).gold(e) for e in splits["test"]]
     pred = [
         word_tags(task, torch.from_numpy(p[: len(row)])[row.word_starts], row.n_words, row.word_index)[0]
         for p, row in zip(predictions, test_rows)

@@ -12,6 +12,7 @@ import csv
 import json
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -21,7 +22,8 @@ from bedside.adapters.backbones import load_backbone, transformers_model
 
 
 def _conll_passages(lines: list[str]) -> list[str]:
-    passages, words = [], []
+    passages: list[str] = []
+    words: list[str] = []
     for line in lines + [""]:
         if not line.strip():
             if words:
@@ -70,7 +72,7 @@ def mlm_loss(model, batch: dict) -> torch.Tensor:
 
 def pretrain(
     base: str,
-    corpus: list[str | Path],
+    corpus: Sequence[str | Path],
     out: str | Path,
     steps: int = 200,
     batch_size: int = 16,
@@ -113,7 +115,7 @@ def pretrain(
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     out.mkdir(parents=True, exist_ok=True)
-    model.base_model.save_pretrained(out, safe_serialization=True)
+    model.base_model.save_pretrained(out, safe_serialization=True)  # type: ignore[operator]  # a PreTrainedModel
     tokenizer.save_pretrained(out)
     first, last = losses[: max(1, steps // 10)], losses[-max(1, steps // 10) :]
     record = {

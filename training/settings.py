@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from bedside.adapters.artifact import Method
 
 PAPER_TARGETS = ("query", "key", "value")
 ALL_LINEAR = ("query", "key", "value", "dense")  # "dense": attention output, FFN in and out (BERT names)
-BY_RECIPE = {"cli_default": "the recipe's"}  # shown in --help: the recipe fills these when unset
+BY_RECIPE: JsonDict = {"cli_default": "the recipe's"}  # shown in --help: the recipe fills these when unset
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"rank": 8, "alpha": 8, "target_modules": PAPER_TARGETS, "peft_lr": 3e-4, "epochs": 5},
     "bedside": {"rank": 16, "alpha": 32, "target_modules": ALL_LINEAR, "peft_lr": 1e-3, "epochs": 3},
@@ -79,4 +80,6 @@ class TrainSettings(BaseModel):
         return filled
 
     def learning_rate(self) -> float:
+        if self.lr is None:  # the recipe validator always fills it
+            raise ValueError("no learning rate")
         return float(self.lr)

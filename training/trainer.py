@@ -76,7 +76,8 @@ def build(backbone: Backbone, task: TaskSpec, settings: TrainSettings) -> MultiA
 
 
 def optimizer_for(model: MultiAdapterModel, settings: TrainSettings) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -208,7 +209,7 @@ def train(
         "train_examples": len(rows),
         "device": str(device),
     }
-    metrics = {f"test_{k}": v for k, v in test.metrics.items()}
+    metrics: dict[str, float | None] = {f"test_{k}": v for k, v in test.metrics.items()}
     metrics.update({f"val_{metric}": best_score if best is not None else None})
     # The artifact gets its own folder: the registry accepts only artifact files.
     artifact = _save(

@@ -110,8 +110,9 @@ class OnnxRunner:
     def feeds(self, rows: Sequence[EncodedRow]) -> dict[str, np.ndarray]:
         ids, mask = pad_rows(rows, self.pad_id)
         feeds = {"input_ids": ids, "attention_mask": mask}
-        for name in self.head.extra_inputs:
-            feeds[name] = self.head.extra(rows)
+        extra = self.head.extra(rows)
+        if extra is not None:
+            feeds.update(dict.fromkeys(self.head.extra_inputs, extra))
         return {k: v for k, v in feeds.items() if k in self.inputs}
 
     def __call__(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:

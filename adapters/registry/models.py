@@ -59,15 +59,17 @@ class VersionInfo(BaseModel):
 
 
 class AuditEntry(BaseModel):
+    """One line of ``audit.jsonl``: who did what to which version, and how it ended."""
+
     model_config = ConfigDict(extra="ignore")
 
     time: datetime
-    actor: str
-    action: str
-    task: str | None = None
+    actor: str = Field(description="a token's hash prefix, user@host, or anonymous")
+    action: str = Field(description="push | activate | rollback | delete | list ...")
+    task: str | None = Field(None, description="only allow-listed names, never a client's text")
     version: str | None = None
-    sha256: str | None = None
-    outcome: str
+    sha256: str | None = Field(None, description="the version's identity (its files' hashes)")
+    outcome: str = Field(description="ok | refused | denied | failed")
     reason: str | None = None
 
 

@@ -116,7 +116,7 @@ class IA3Schema(_Common):
         return value
 
 
-SCHEMAS = {"LORA": LoraSchema, "IA3": IA3Schema}
+SCHEMAS: dict[str, type[PeftSchema]] = {"LORA": LoraSchema, "IA3": IA3Schema}
 PeftSchema = LoraSchema | IA3Schema
 
 

@@ -7,11 +7,12 @@ smoke prediction are imported only when a push or an activation needs them.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -93,6 +94,7 @@ class Registry:
                 version = self.backend.commit(task, staged, self._record(checked.manifest, files, sha, actor))
         except (RegistryError, OSError) as exc:
             self._refused(actor, "push", task, None, sha, exc)
+        assert task is not None  # the manifest named it
         self.audit(actor, "push", task, version, sha, "ok")
         if activate:
             try:
@@ -200,7 +202,7 @@ class Registry:
             self._refused(actor, "delete", task, version, sha, exc)
         self.audit(actor, "delete", task, version, sha, "ok")
 
-    def _point(self, task: str, version: str, previous: str | None, sha: str, actor: str) -> None:
+    def _point(self, task: str, version: str, previous: str | None, sha: str | None, actor: str) -> None:
         self.backend.write_pointer(
             task, {"active": version, "previous": previous, "sha256": sha, "changed_at": _now(), "changed_by": actor}
         )
@@ -271,7 +273,7 @@ class Registry:
         return digest.hexdigest()[:32]
 
     # -- integrity ------------------------------------------------------------------------
-    def verify(self) -> list[str]:
+    def verify(self) -> builtins.list[str]:
         """Re-hash every stored file; return the problems (empty: no drift)."""
         pushed = {
             (e.task, e.version): e.sha256 for e in self.audit_entries() if e.action == "push" and e.outcome == "ok"
@@ -295,7 +297,7 @@ class Registry:
                 problems.append(f"{task}: the active version {active} is missing")
         return problems
 
-    def _drift(self, task: str, version: str, record: dict[str, Any]) -> list[str]:
+    def _drift(self, task: str, version: str, record: dict[str, Any]) -> builtins.list[str]:
         return drift(self.backend.artifact_dir(task, version), record)
 
     # -- audit ----------------------------------------------------------------------------
@@ -322,13 +324,12 @@ class Registry:
         )
         self.backend.append_audit(entry.model_dump(mode="json"))
 
-    def audit_entries(self) -> list[AuditEntry]:
+    def audit_entries(self) -> builtins.list[AuditEntry]:
         return [AuditEntry.model_validate(line) for line in self.backend.audit_lines()]
 
-    def _refused(self, actor: str, action: str, task, version, sha, exc: Exception):
+    def _refused(self, actor: str, action: str, task, version, sha, error: RegistryError | OSError) -> NoReturn:
         """Audit a failed attempt (best effort: the store may be the problem) and re-raise it."""
-        if isinstance(exc, OSError):
-            exc = StoreUnavailable.from_os_error(exc, f"{action} failed")
+        exc = StoreUnavailable.from_os_error(error, f"{action} failed") if isinstance(error, OSError) else error
         outcome = "failed" if isinstance(exc, StoreUnavailable) else "refused"
         task, version = _well_formed(check_task_name, task), _well_formed(check_version_name, version)
         try:

@@ -96,10 +96,11 @@ def compare(expected: Any, out: dict[str, Any], index: int) -> None:
     if isinstance(expected, dict):
         expected = expected.get("label", expected.get("entities"))
     if isinstance(expected, str):
-        got = out.get("label")
-    else:
-        expected, got = _entities(expected or []), _entities(out.get("entities", []))
-    if expected != got:
-        if not isinstance(got, str):  # spans only: example text may be clinical data, keep it out of logs
-            expected, got = [t[1:] for t in expected], [t[1:] for t in got]
-        raise ValueError(f"example {index}: expected {expected!r}, the adapter predicted {got!r}")
+        if out.get("label") != expected:
+            raise ValueError(f"example {index}: expected {expected!r}, the adapter predicted {out.get('label')!r}")
+        return
+    want, got = _entities(expected or []), _entities(out.get("entities", []))
+    if want != got:  # spans only: example text may be clinical data, keep it out of logs
+        raise ValueError(
+            f"example {index}: expected {[t[1:] for t in want]!r}, the adapter predicted {[t[1:] for t in got]!r}"
+        )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model_state_dict
@@ -29,7 +31,7 @@ TARGETS = {
 @dataclass
 class Case:
     name: str
-    run: callable
+    run: Callable[[], Any]
 
 
 def synthetic_rows(backbone: Backbone, batch: int, length: int, kinds: list[TaskKind], seed: int = 0):
@@ -54,13 +56,14 @@ def build_models(backbone: Backbone, targets: list[str], rank: int = 8):
         config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
         peft_model.add_adapter(task.name, task, build_head(task.kind, backbone.hidden_size, task.num_labels), config)
     bank_model = MultiAdapterModel(copy.deepcopy(backbone), lora="bank")
+    peft: Any = peft_model.peft  # every adapter above is a PEFT LoRA
     for name, slot in peft_model.slots.items():
-        state = get_peft_model_state_dict(peft_model.peft, adapter_name=slot.peft_name)
+        state = get_peft_model_state_dict(peft, adapter_name=str(slot.peft_name))
         bank_model.add_adapter(
             name,
             slot.task,
-            copy.deepcopy(slot.head),
-            peft_model.peft.peft_config[slot.peft_name],
+            copy.deepcopy(slot.torch_head()),
+            peft.peft_config[slot.peft_name],
             {k: v.detach().clone() for k, v in state.items()},
         )
     return peft_model.eval(), bank_model.eval()

@@ -31,16 +31,16 @@ import psutil
 
 from .workload import TASKS
 
-TEXTS = [
-    "septic shock , intubated in the icu",
-    "routine follow up , stable",
-    "chest pain treated with iv lasix",
-    "admitted for surgery and rehab placement",
-    "fever and cough , ct scan showed pneumonia",
-    "acute kidney failure , creatinine worsened after vancomycin",
-    "denies chest pain",
-    "heart failure improved with lasix and metoprolol",
-]
+# Short clinical snippets, one per line (the soak measures churn, not long notes).
+TEXTS = """\
+septic shock , intubated in the icu
+routine follow up , stable
+chest pain treated with iv lasix
+admitted for surgery and rehab placement
+fever and cough , ct scan showed pneumonia
+acute kidney failure , creatinine worsened after vancomycin
+denies chest pain
+heart failure improved with lasix and metoprolol""".splitlines()
 REL_ITEMS = [
     {"text": "lasix was given for edema", "head": {"start": 0, "end": 5}, "tail": {"start": 20, "end": 25}},
     {"text": "aspirin was given for chest pain", "head": {"start": 0, "end": 7}, "tail": {"start": 22, "end": 32}},
@@ -118,7 +118,8 @@ async def measure_capacity(client: httpx.AsyncClient, plan: Plan) -> dict:
     rng = random.Random(plan.seed)
     start = time.monotonic()
     warm_end, deadline = start + min(5.0, plan.capacity_s / 4), start + plan.capacity_s
-    counted, statuses, latencies = 0, {}, []
+    counted, latencies = 0, []
+    statuses: dict[int | str, int] = {}
 
     async def worker() -> None:
         nonlocal counted
@@ -150,7 +151,8 @@ async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: flo
     registry = Registry(store)  # no base loaded here: activation checks integrity; the server loads
     versions = ensure_versions(store, plan.swap_task)
     rng = random.Random(plan.seed + 1)
-    records, rss, swaps, dropped = [], [(0.0, tree_rss(server_pid), os.getloadavg()[0])], [], [0]
+    records: list[tuple] = []
+    rss, swaps, dropped = [(0.0, tree_rss(server_pid), os.getloadavg()[0])], [], [0]
     # Idle connections are dropped before the server's 5 s keep-alive timeout would close them:
     # otherwise a request can race the server's close and fail without ever reaching it.
     limits = httpx.Limits(max_connections=plan.max_inflight, max_keepalive_connections=64, keepalive_expiry=2.0)
@@ -198,7 +200,7 @@ async def run_load(url: str, server_pid: int, store: Path, plan: Plan, rate: flo
             k = 1
             while (at := t0 + k * plan.swap_every) < end - 1.0:
                 await asyncio.sleep(max(0.0, at - time.monotonic()))
-                current = registry.active(plan.swap_task).version
+                current = registry.show(plan.swap_task).version
                 target = versions[(versions.index(current) + 1) % len(versions)] if current in versions else versions[0]
                 began = time.monotonic()
                 await asyncio.to_thread(registry.activate, plan.swap_task, target, "soak")

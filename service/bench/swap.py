@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,10 +44,10 @@ async def _swaps(
     items = requests(64, words=words)
     probe_item = next(item for t, item in items if t == task)
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    statuses: dict = {}
+    statuses: dict[int | str, int] = {}
     events, probes = [], []  # probes: (start, end) of each answered probe request
     stop = asyncio.Event()
-    latest = {"version": None, "at": 0.0}
+    latest: dict[str, Any] = {"version": None, "at": 0.0}
     files = (
         [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in sorted(upload_dir.iterdir())]
         if upload_dir
@@ -60,6 +61,7 @@ async def _swaps(
             while not stop.is_set():
                 t, item = items[i % len(items)]
                 i += clients
+                status: int | str
                 try:
                     status = (await client.post("/predict", json=body(t, item))).status_code
                 except httpx.HTTPError as exc:
@@ -69,6 +71,7 @@ async def _swaps(
         async def probe() -> None:
             while not stop.is_set():
                 sent = time.perf_counter()
+                status: int | str
                 try:
                     r = await client.post("/predict", json=body(task, probe_item))
                     status = r.status_code
@@ -148,7 +151,7 @@ def bench_swap(
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     versions = ensure_versions(store, task)[-2:]
     registry = Registry(store)
-    upload_dir = registry.version_path(task, registry.active(task).version) if mode == "uploaded" else None
+    upload_dir = registry.version_path(task, registry.show(task).version) if mode == "uploaded" else None
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = server_env(

@@ -29,10 +29,7 @@ def root():
 
 @pytest.mark.parametrize(
     "command, model",
-    [
-        ("train", "bedside.training.settings:TrainSettings"),
-        ("serve", "bedside.service.settings:ServiceSettings"),
-    ],
+    [("train", "bedside.training.settings:TrainSettings"), ("serve", "bedside.service.settings:ServiceSettings")],
 )
 def test_every_settings_field_is_a_flag(root, command, model):
     module, _, name = model.partition(":")

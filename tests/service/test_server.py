@@ -19,23 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from bedside.service.bench.soak import REL_ITEMS as SOAK_REL_ITEMS
+from bedside.service.bench.soak import TEXTS
 from tests.service.conftest import ADMIN_TOKEN, PREDICT_TOKEN
 
 TASKS = ("mortality", "length_of_stay", "ner", "relations")
-TEXTS = [
-    "septic shock , intubated in the icu",
-    "routine follow up , stable",
-    "chest pain treated with iv lasix",
-    "admitted for surgery and rehab placement",
-    "fever and cough , ct scan showed pneumonia",
-    "acute kidney failure , creatinine worsened after vancomycin",
-    "denies chest pain",
-    "heart failure improved with lasix and metoprolol",
-]
 REL_ITEMS = [
-    {"text": "lasix was given for edema", "head": {"start": 0, "end": 5}, "tail": {"start": 20, "end": 25}},
-    {"text": "aspirin was given for chest pain", "head": {"start": 0, "end": 7}, "tail": {"start": 22, "end": 32}},
-    {"text": "ct scan showed pneumonia", "head": {"start": 0, "end": 7}, "tail": {"start": 15, "end": 24}},
+    *SOAK_REL_ITEMS,
     {
         "text": "vancomycin started for sepsis after blood culture",
         "head": {"start": 0, "end": 10},

@@ -10,14 +10,7 @@ import pytest
 
 from bedside.adapters.examples import PairExample, TextExample, TokenExample
 from bedside.adapters.tasks import PRESETS, TaskSpec
-from bedside.training.loaders import (
-    DataError,
-    DataWarning,
-    few_shot,
-    infer_format,
-    load_dataset,
-    stratified_split,
-)
+from bedside.training.loaders import DataError, DataWarning, few_shot, infer_format, load_dataset, stratified_split
 
 NER = PRESETS["ner"]
 RELATIONS = PRESETS["relations"]

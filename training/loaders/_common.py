@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bedside.adapters.examples import Example
@@ -100,8 +100,7 @@ def one_file_per_split(candidates: dict[str, list[Path]], folder: Path) -> dict[
 def no_split_files_error(folder: Path, extensions: tuple[str, ...]) -> DataError:
     exts = "/".join(extensions)
     return DataError(
-        f"no split files found; expected train, val (or dev/devel) and test files with extension {exts}",
-        file=folder,
+        f"no split files found; expected train, val (or dev/devel) and test files with extension {exts}", file=folder
     )
 
 
@@ -191,20 +190,16 @@ def resolve_label(
                 file=file,
                 line=line,
             )
-    raise DataError(
-        f"unknown label {value!r}; task {task.name!r} allows {list(task.labels)}",
-        file=file,
-        line=line,
-    )
+    raise DataError(f"unknown label {value!r}; task {task.name!r} allows {list(task.labels)}", file=file, line=line)
 
 
 # --------------------------------------------------------------------------- splits
 
 
-def check_not_empty(examples: list, file: Path, split: str) -> list:
+def check_not_empty(examples: Sequence[Example], file: Path, split: str) -> list[Example]:
     if not examples:
         raise DataError(f"no examples in split {split!r} (empty split)", file=file)
-    return examples
+    return list(examples)
 
 
 def split_single_file(
@@ -224,21 +219,14 @@ def split_single_file(
     return dataset
 
 
-def finish_splits(
-    loaded: dict[str, list[Example]],
-    source: Path,
-    *,
-    seed: int,
-    val_fraction: float,
-) -> LoadedDataset:
+def finish_splits(loaded: dict[str, list[Example]], source: Path, *, seed: int, val_fraction: float) -> LoadedDataset:
     """Order the splits and, when there is train but no val, carve val out of train."""
     dataset = LoadedDataset({s: loaded[s] for s in SPLITS if s in loaded})
     if "train" in dataset and "val" not in dataset and val_fraction > 0:
         parts = stratified_split(dataset["train"], {"train": 1 - val_fraction, "val": val_fraction}, seed=seed)
         if not parts["val"] or not parts["train"]:
             raise DataError(
-                f"train has only {len(dataset['train'])} examples: too few to make a val split",
-                file=source,
+                f"train has only {len(dataset['train'])} examples: too few to make a val split", file=source
             )
         dataset = LoadedDataset(
             {s: (parts[s] if s in parts else dataset[s]) for s in SPLITS if s in parts or s in dataset}
@@ -253,7 +241,7 @@ def finish_splits(
 def load_split_files(
     path: str | Path,
     extensions: tuple[str, ...],
-    parse: Callable[[Path], list[Example]],
+    parse: Callable[[Path], Sequence[Example]],
     *,
     seed: int,
     val_fraction: float,

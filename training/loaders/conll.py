@@ -12,14 +12,7 @@ from pathlib import Path
 from bedside.adapters.examples import TokenExample
 from bedside.adapters.tasks import TaskSpec
 
-from ._common import (
-    DEFAULT_SEED,
-    DEFAULT_VAL_FRACTION,
-    LoadedDataset,
-    load_split_files,
-    read_lines,
-    require_kind,
-)
+from ._common import DEFAULT_SEED, DEFAULT_VAL_FRACTION, LoadedDataset, load_split_files, read_lines, require_kind
 from .errors import DataError
 
 EXTENSIONS = (".tsv", ".txt", ".conll")
@@ -68,9 +61,7 @@ def parse_conll(file: Path, task: TaskSpec, type_map: Mapping[str, str] | None =
             tag = f"{tag[:2]}{type_map[tag[2:]]}"
         if tag not in task.label_to_id:
             raise DataError(
-                f"unknown tag {tag!r}; task {task.name!r} allows {list(task.labels)}",
-                file=file,
-                line=lineno,
+                f"unknown tag {tag!r}; task {task.name!r} allows {list(task.labels)}", file=file, line=lineno
             )
         if not words:
             first_line = lineno
@@ -97,9 +88,5 @@ def load_conll(
     """
     require_kind(task, "conll", ("token",))
     return load_split_files(
-        path,
-        EXTENSIONS,
-        lambda file: parse_conll(file, task, type_map),
-        seed=seed,
-        val_fraction=val_fraction,
+        path, EXTENSIONS, lambda file: parse_conll(file, task, type_map), seed=seed, val_fraction=val_fraction
     )

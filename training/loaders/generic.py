@@ -123,9 +123,7 @@ def parse_csv(
     for lineno, fields in rows:
         if len(fields) != len(header):
             raise DataError(
-                f"expected {len(header)} fields ({','.join(header)}), got {len(fields)}",
-                file=file,
-                line=lineno,
+                f"expected {len(header)} fields ({','.join(header)}), got {len(fields)}", file=file, line=lineno
             )
         text = fields[text_i]
         if not text.strip():
@@ -158,12 +156,7 @@ def load_csv(
         path,
         CSV_EXTENSIONS,
         lambda file: parse_csv(
-            file,
-            task,
-            text_column=text_column,
-            label_column=label_column,
-            id_column=id_column,
-            label_map=mapping,
+            file, task, text_column=text_column, label_column=label_column, id_column=id_column, label_map=mapping
         ),
         seed=seed,
         val_fraction=val_fraction,
@@ -190,9 +183,7 @@ def _span(record: dict, name: str, text: str, file: Path, line: int) -> Span:
     start, end = value
     if not 0 <= start < end <= len(text):
         raise DataError(
-            f"span {name} [{start}, {end}) is outside the text ({len(text)} characters)",
-            file=file,
-            line=line,
+            f"span {name} [{start}, {end}) is outside the text ({len(text)} characters)", file=file, line=line
         )
     return Span(start, end)
 
@@ -210,9 +201,7 @@ def _token_record(record: dict, task: TaskSpec, f: dict, file: Path, lineno: int
     for tag in tags:
         if tag not in task.label_to_id:
             raise DataError(
-                f"unknown tag {tag!r}; task {task.name!r} allows {list(task.labels)}",
-                file=file,
-                line=lineno,
+                f"unknown tag {tag!r}; task {task.name!r} allows {list(task.labels)}", file=file, line=lineno
             )
     return TokenExample(list(words), list(tags), id=ident)
 
@@ -234,8 +223,8 @@ def _pair_record(record: dict, task: TaskSpec, f: dict, file: Path, lineno: int,
     text, label = _labelled_text(record, task, f, file, lineno, label_map)
     head = _span(record, f["head_field"], text, file, lineno)
     tail = _span(record, f["tail_field"], text, file, lineno)
-    meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
-    return PairExample(text, head, tail, label, id=ident, meta=dict(meta))
+    meta = record.get("meta")
+    return PairExample(text, head, tail, label, id=ident, meta=dict(meta) if isinstance(meta, dict) else {})
 
 
 # One JSON object -> one example of the task's kind.
@@ -243,26 +232,10 @@ _RECORD_PARSERS = {TaskKind.sequence: _text_record, TaskKind.token: _token_recor
 
 
 def parse_jsonl(
-    file: Path,
-    task: TaskSpec,
-    *,
-    text_field: str = "text",
-    label_field: str = "label",
-    tokens_field: str = "tokens",
-    tags_field: str = "tags",
-    head_field: str = "head",
-    tail_field: str = "tail",
-    id_field: str = "id",
-    label_map: dict[str, str] | None = None,
+    file: Path, task: TaskSpec, fields: dict[str, str], label_map: dict[str, str] | None = None
 ) -> list[TextExample | TokenExample | PairExample]:
-    fields = {
-        "text_field": text_field,
-        "label_field": label_field,
-        "tokens_field": tokens_field,
-        "tags_field": tags_field,
-        "head_field": head_field,
-        "tail_field": tail_field,
-    }
+    """One example per JSON line; ``fields`` names the keys (``text_field``, ``tags_field``, ...)."""
+    id_field = fields["id_field"]
     parse = _RECORD_PARSERS[task.kind]
     examples = []
     for lineno, line in enumerate(read_lines(file), 1):
@@ -297,19 +270,11 @@ def load_jsonl(
 ) -> LoadedDataset:
     """Examples of the task's kind from a JSONL file or a folder of split JSONL files."""
     mapping = load_label_map(label_map)
-    fields = dict(
-        text_field=text_field,
-        label_field=label_field,
-        tokens_field=tokens_field,
-        tags_field=tags_field,
-        head_field=head_field,
-        tail_field=tail_field,
-        id_field=id_field,
-    )
+    fields = {name: value for name, value in locals().items() if name.endswith("_field")}
     return load_split_files(
         path,
         JSONL_EXTENSIONS,
-        lambda file: parse_jsonl(file, task, label_map=mapping, **fields),
+        lambda file: parse_jsonl(file, task, fields, mapping),
         seed=seed,
         val_fraction=val_fraction,
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,18 +75,20 @@ def _key(match: re.Match, prefix: str, file: Path, lineno: int, lines: list[list
     return (l1, t1, t2)
 
 
-def parse_con(file: Path, lines: list[list[str]]) -> list[Concept]:
-    concepts: dict[Key, Concept] = {}
+def _matches(file: Path, pattern: re.Pattern, shape: str) -> Iterator[tuple[int, re.Match]]:
+    """(line number, match) for every non-blank line of ``file``; a line of another shape is an error."""
     for lineno, raw in enumerate(read_lines(file), 1):
         if not raw.strip():
             continue
-        match = CON_LINE.match(raw)
+        match = pattern.match(raw)
         if not match:
-            raise DataError(
-                f'expected \'c="text" line:token line:token||t="type"\', got {raw!r}',
-                file=file,
-                line=lineno,
-            )
+            raise DataError(f"expected '{shape}', got {raw!r}", file=file, line=lineno)
+        yield lineno, match
+
+
+def parse_con(file: Path, lines: list[list[str]]) -> list[Concept]:
+    concepts: dict[Key, Concept] = {}
+    for lineno, match in _matches(file, CON_LINE, 'c="text" line:token line:token||t="type"'):
         key = _key(match, "", file, lineno, lines)
         concept = Concept(*key, match.group("type"), match.group("text"), lineno)
         if key in concepts:
@@ -105,16 +108,8 @@ def parse_rel(
     file: Path, lines: list[list[str]], concepts: dict[Key, Concept], task: TaskSpec
 ) -> dict[frozenset, Relation]:
     relations: dict[frozenset, Relation] = {}
-    for lineno, raw in enumerate(read_lines(file), 1):
-        if not raw.strip():
-            continue
-        match = REL_LINE.match(raw)
-        if not match:
-            raise DataError(
-                f'expected \'c="text" line:token line:token||r="type"||c="text" line:token line:token\', got {raw!r}',
-                file=file,
-                line=lineno,
-            )
+    shape = 'c="text" line:token line:token||r="type"||c="text" line:token line:token'
+    for lineno, match in _matches(file, REL_LINE, shape):
         first = _key(match, "a", file, lineno, lines)
         second = _key(match, "b", file, lineno, lines)
         for key in (first, second):
@@ -127,9 +122,7 @@ def parse_rel(
         label = match.group("rel")
         if label not in task.label_to_id:
             raise DataError(
-                f"unknown label {label!r}; task {task.name!r} allows {list(task.labels)}",
-                file=file,
-                line=lineno,
+                f"unknown label {label!r}; task {task.name!r} allows {list(task.labels)}", file=file, line=lineno
             )
         pair = frozenset((first, second))
         if pair in relations:
@@ -278,7 +271,10 @@ def _pair_split(folder: Path, task: TaskSpec, split: str) -> list[PairExample]:
 
 
 # What an i2b2 folder gives per task kind: BIO-tagged sentences, or the candidate pairs.
-_SPLIT_LOADERS = {TaskKind.token: _token_split, TaskKind.pair: _pair_split}
+_SPLIT_LOADERS: dict[TaskKind, Callable[[Path, TaskSpec, str], list[TokenExample] | list[PairExample]]] = {
+    TaskKind.token: _token_split,
+    TaskKind.pair: _pair_split,
+}
 
 
 def load_split(folder: Path, task: TaskSpec, split: str) -> list[TokenExample] | list[PairExample]:

@@ -40,11 +40,7 @@ def label_columns_for(task: TaskSpec, label_column: str | None) -> tuple[str, ..
 
 
 def parse_mimic_csv(
-    file: Path,
-    task: TaskSpec,
-    label_column: str | None = None,
-    text_column: str = "text",
-    id_column: str = "id",
+    file: Path, task: TaskSpec, label_column: str | None = None, text_column: str = "text", id_column: str = "id"
 ) -> list[TextExample]:
     return parse_csv(
         file,

@@ -16,16 +16,8 @@ from pathlib import Path
 from bedside.adapters.examples import PairExample, Span
 from bedside.adapters.tasks import TaskSpec
 
-from ._common import (
-    DEFAULT_SEED,
-    DEFAULT_VAL_FRACTION,
-    LoadedDataset,
-    load_label_map,
-    load_split_files,
-    read_lines,
-    require_kind,
-    resolve_label,
-)
+from . import _common as common
+from ._common import LoadedDataset, load_label_map, load_split_files, read_lines, require_kind, resolve_label
 from .errors import DataError
 
 EXTENSIONS = (".tsv", ".txt", ".conll")
@@ -81,8 +73,8 @@ def load_re_tsv(
     task: TaskSpec,
     *,
     label_map: Mapping[str, str] | str | Path | None = None,
-    seed: int = DEFAULT_SEED,
-    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = common.DEFAULT_SEED,
+    val_fraction: float = common.DEFAULT_VAL_FRACTION,
 ) -> LoadedDataset:
     """Read a folder of ``train``/``val``/``test`` TSV files (``dev``/``devel``
     = val) or a single file (split 80/10/10).
@@ -94,9 +86,5 @@ def load_re_tsv(
     require_kind(task, "re-tsv", ("pair",))
     mapping = load_label_map(label_map)
     return load_split_files(
-        path,
-        EXTENSIONS,
-        lambda file: parse_re_tsv(file, task, mapping),
-        seed=seed,
-        val_fraction=val_fraction,
+        path, EXTENSIONS, lambda file: parse_re_tsv(file, task, mapping), seed=seed, val_fraction=val_fraction
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import TypeVar, overload
+from typing import TypeVar, cast, overload
 
 from bedside.adapters.examples import Example, PairExample, TextExample, TokenExample
 
-E = TypeVar("E", TextExample, TokenExample, PairExample)
+E = TypeVar("E", bound=TextExample | TokenExample | PairExample)
 
 
 def entity_types(tags: Sequence[str]) -> set[str]:
@@ -30,17 +30,11 @@ def stratum(example: Example) -> Hashable:
 
 @overload
 def stratified_split(
-    examples: Sequence[E],
-    fractions: Mapping[str, float],
-    seed: int = 42,
-    key: Callable[[E], Hashable] | None = None,
+    examples: Sequence[E], fractions: Mapping[str, float], seed: int = 42, key: Callable[[E], Hashable] | None = None
 ) -> dict[str, list[E]]: ...
 @overload
 def stratified_split(
-    examples: Sequence[E],
-    fractions: Sequence[float],
-    seed: int = 42,
-    key: Callable[[E], Hashable] | None = None,
+    examples: Sequence[E], fractions: Sequence[float], seed: int = 42, key: Callable[[E], Hashable] | None = None
 ) -> list[list[E]]: ...
 def stratified_split(examples, fractions, seed=42, key=None):
     """Split ``examples`` into parts of the given fractions, keeping the class
@@ -101,7 +95,7 @@ def few_shot(examples: Sequence[E], n_per_class: int, seed: int = 42) -> list[E]
     chosen: set[int] = set()
 
     if kinds == {TokenExample}:
-        types_of = [set(stratum(example)) for example in examples]
+        types_of = [set(cast(tuple, stratum(example))) for example in examples]  # token strata are type tuples
         count: dict[str, int] = {}
         for entity_type in sorted(set().union(*types_of)):
             for index in order:

@@ -57,12 +57,13 @@ def expand(config: StudyConfig) -> list[Run]:
     if unknown:
         raise ValueError(f"side studies name unknown backbones or tasks: {sorted(unknown)}")
     lora = Method.lora.value
-    for backbone in side_backbones:
-        for task in side_tasks:
+    for side_backbone in side_backbones:
+        for side_task in side_tasks:
             for seed in side_seeds:
-                runs += [Run("rank", backbone, lora, task, seed, rank=r) for r in config.ranks]
-                runs += [Run("few_shot", backbone, lora, task, seed, few_shot=n) for n in config.few_shot]
-                runs += [Run("time_budget", backbone, lora, task, seed, time_budget=t) for t in config.time_budgets]
+                where = (side_backbone, lora, side_task, seed)
+                runs += [Run("rank", *where, rank=r) for r in config.ranks]
+                runs += [Run("few_shot", *where, few_shot=n) for n in config.few_shot]
+                runs += [Run("time_budget", *where, time_budget=t) for t in config.time_budgets]
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         raise ValueError("the study file lists the same run twice (duplicate ranks, sizes or budgets?)")

@@ -8,67 +8,44 @@ from pathlib import Path
 
 from .runner import RESULT
 
-COLUMNS = [
+# What a run's result.json says about the run itself, and what its cost record adds.
+RUN_FIELDS = [
     "run_id",
     "study",
     "backbone",
     "domain",
     "backbone_params",
     "method",
-    "trainable_params",
     "task",
     "task_kind",
     "seed",
     "rank",
     "few_shot",
     "time_budget",
-    "metric",
-    "score",
-    "val_score",
+    "status",
+    "error",
+]
+COST_FIELDS = [
+    "trainable_params",
     "train_seconds",
     "time_to_best_s",
     "peak_rss_mb",
     "eval_examples_per_s",
     "train_examples_per_s",
-    "status",
-    "error",
 ]
+SCORE_FIELDS = ["metric", "score", "val_score"]
+# The table's leading columns (test_* metrics follow): identity, cost and scores in reading order.
+COLUMNS = [*RUN_FIELDS[:6], COST_FIELDS[0], *RUN_FIELDS[6:12], *SCORE_FIELDS, *COST_FIELDS[1:], *RUN_FIELDS[12:]]
 
 
 def flatten(result: dict) -> dict:
-    row = {
-        k: result.get(k)
-        for k in (
-            "run_id",
-            "study",
-            "backbone",
-            "domain",
-            "backbone_params",
-            "method",
-            "task",
-            "task_kind",
-            "seed",
-            "rank",
-            "few_shot",
-            "time_budget",
-            "status",
-        )
-    }
-    row["error"] = result.get("error")
+    row = {k: result.get(k) for k in RUN_FIELDS}
     metrics, cost = result.get("metrics") or {}, result.get("cost") or {}
     val = next((k for k in metrics if k.startswith("val_")), None)
     if val:
         name = val[len("val_") :]
         row.update(metric=name, score=metrics.get(f"test_{name}"), val_score=metrics.get(val))
-    for key in (
-        "trainable_params",
-        "train_seconds",
-        "time_to_best_s",
-        "peak_rss_mb",
-        "eval_examples_per_s",
-        "train_examples_per_s",
-    ):
-        row[key] = cost.get(key)
+    row.update({key: cost.get(key) for key in COST_FIELDS})
     row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
     return row
 

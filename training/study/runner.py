@@ -44,9 +44,7 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _path(base: Path, value: str | None) -> str | None:
-    if value is None:
-        return None
+def _path(base: Path, value: str) -> str:
     candidate = Path(value)
     return str(candidate if candidate.is_absolute() else (base / candidate))
 
@@ -181,7 +179,8 @@ def run_parallel(config_path: Path, indices: list[int], workers: int, out: Path,
     """Each run in its own process (``bedside sweep CONFIG --index i``), ``workers`` at a time."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BEDSIDE_TORCH_THREADS": str(threads)}
-    queue, running = list(indices), {}
+    queue = list(indices)
+    running: dict[int, tuple] = {}
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     while queue or running:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import (
-    CANARY,
-    assert_clear,
-)
+from .conftest import CANARY, assert_clear
 
 
 # -- 14. admin authorisation ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from .heads import build_head, head_num_labels
 from .model_card import model_card
 from .tasks import TaskKind, TaskSpec
+from .windows import LongInput
 
 FORMAT: Literal["bedside-adapter/1"] = "bedside-adapter/1"
 MANIFEST = "manifest.json"
@@ -78,6 +79,7 @@ class Manifest(BaseModel):
     method: Method
     head: HeadRef
     max_length: int = Field(ge=8, le=8192)
+    long_input: LongInput | None = Field(None, description="sequence tasks: how a note longer than a row is read")
     servable: bool = True
     not_servable_reason: str | None = None
     metrics: dict[str, float | None] = Field(default_factory=dict)
@@ -330,4 +332,5 @@ def _add(model, artifact: Artifact, name: str | None):
         peft_config=artifact.peft_config,
         peft_state=artifact.peft_state,
         max_length=m.max_length,
+        long_input=m.long_input,
     )

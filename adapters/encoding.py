@@ -8,7 +8,7 @@ markers for pair tasks.
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +16,10 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from .examples import Example, Span
+from .limits import EntitiesTooFar
 from .tasks import TaskKind, TaskSpec
+from .text import split_words
+from .windows import LongInput
 
 IGNORE_INDEX = -100  # positions without a label (sub-tokens, specials, padding)
 
@@ -25,12 +28,7 @@ IGNORE_INDEX = -100  # positions without a label (sub-tokens, specials, padding)
 HEAD_MARKERS = ("<", ">")
 TAIL_MARKERS = ("[", "]")
 
-_WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]", re.UNICODE)
-
-
-def split_words(text: str) -> list[tuple[str, Span]]:
-    """Split raw text into words and punctuation with character spans (i2b2-like)."""
-    return [(m.group(), Span(m.start(), m.end())) for m in _WORD.finditer(text)]
+__all__ = ["IGNORE_INDEX", "EncodedRow", "Encoder", "TooLongError", "mark_entities", "pad_rows", "split_words"]
 
 
 class TooLongError(ValueError):
@@ -63,7 +61,12 @@ class Encoder:
     """Tokenises examples of one task for one tokenizer and length limit."""
 
     def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, max_length: int = 128, truncate: bool = True
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        task: TaskSpec,
+        max_length: int = 128,
+        truncate: bool = True,
+        long_input: LongInput | None = None,
     ) -> None:
         if max_length < 8:
             raise ValueError("max_length must be at least 8")
@@ -71,6 +74,49 @@ class Encoder:
         self.task = task
         self.max_length = max_length
         self.truncate = truncate
+        self.long_input = long_input or LongInput()
+
+    @property
+    def room(self) -> int:
+        """Tokens of input a row holds besides the special tokens."""
+        return self.max_length - self.tokenizer.num_special_tokens_to_add()
+
+    @property
+    def unknown_id(self) -> int | None:
+        return self.tokenizer.unk_token_id
+
+    def body_ids(self, text: str) -> list[int]:
+        """The text's token ids without special tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def word_pieces(self, words: list[str]) -> list[list[int]]:
+        """The token ids of each word (empty for a word the tokenizer drops)."""
+        if not words:
+            return []
+        enc = self.tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+        pieces: list[list[int]] = [[] for _ in words]
+        for token, word in zip(enc["input_ids"], enc.word_ids()):
+            if word is not None:
+                pieces[word].append(token)
+        return pieces
+
+    def wrap(self, ids: list[int]) -> list[int]:
+        """Special tokens around a row's ids, as the tokenizer adds them to a single text."""
+        prefix, suffix = self._specials
+        return [*prefix, *ids, *suffix]
+
+    @property
+    def lead(self) -> int:
+        """Special tokens before a row's first input token (BERT: 1, [CLS])."""
+        return len(self._specials[0])
+
+    @functools.cached_property
+    def _specials(self) -> tuple[list[int], list[int]]:
+        """What the tokenizer puts before and after a single text (BERT: [CLS] and [SEP])."""
+        body = self.body_ids("a")
+        full = list(self.tokenizer("a", add_special_tokens=True)["input_ids"])
+        at = next(i for i in range(len(full) - len(body) + 1) if full[i : i + len(body)] == body)
+        return full[:at], full[at + len(body) :]
 
     # -- public -------------------------------------------------------------
     def encode(self, example: Example) -> EncodedRow:
@@ -84,7 +130,11 @@ class Encoder:
         if (max_length is None or max_length == self.max_length) and (truncate is None or truncate == self.truncate):
             return self
         return Encoder(
-            self.tokenizer, self.task, max_length or self.max_length, self.truncate if truncate is None else truncate
+            self.tokenizer,
+            self.task,
+            max_length or self.max_length,
+            self.truncate if truncate is None else truncate,
+            self.long_input,
         )
 
     def encode_text(self, text: str, label: str | None = None) -> EncodedRow:
@@ -130,7 +180,11 @@ class Encoder:
             truncated=truncated,
         )
 
-    def encode_pair(self, text: str, head: Span, tail: Span, label: str | None = None) -> EncodedRow:
+    def encode_pair(
+        self, text: str, head: Span, tail: Span, label: str | None = None, strict: bool = False
+    ) -> EncodedRow:
+        """``strict`` (serving): a long input is windowed around the two markers, and refused when
+        they cannot both be in one row (a relation is never scored with an entity cut away)."""
         marked, head_at, tail_at = mark_entities(text, head, tail)
         enc = self.tokenizer(marked, return_offsets_mapping=True, add_special_tokens=True)
         ids = list(enc["input_ids"])
@@ -139,7 +193,7 @@ class Encoder:
             markers = (starts[head_at], starts[tail_at])
         except KeyError:
             raise ValueError("entity markers were not kept as tokens by this tokenizer") from None
-        ids, markers, truncated = self._window(ids, markers)
+        ids, markers, truncated = self._window(ids, markers, strict)
         return EncodedRow(
             input_ids=ids,
             kind=TaskKind.pair,
@@ -162,13 +216,20 @@ class Encoder:
         self._check_truncation(len(ids))
         return ids[: self.max_length - 1] + [ids[-1]], True
 
-    def _window(self, ids: list[int], markers: tuple[int, int]) -> tuple[list[int], tuple[int, int], bool]:
+    def _window(
+        self, ids: list[int], markers: tuple[int, int], strict: bool = False
+    ) -> tuple[list[int], tuple[int, int], bool]:
         """Cut a long pair input to a window that keeps both markers when it can."""
         if len(ids) <= self.max_length:
             return ids, markers, False
-        self._check_truncation(len(ids))
-        cls, body, sep = ids[0], ids[1:-1], ids[-1]
         room = self.max_length - 2
+        if not strict:
+            self._check_truncation(len(ids))
+        elif max(markers) - min(markers) >= room:
+            raise EntitiesTooFar(
+                f"the two entities are {max(markers) - min(markers)} tokens apart; one row holds {room}"
+            )
+        cls, body, sep = ids[0], ids[1:-1], ids[-1]
         lo_marker, hi_marker = min(markers) - 1, max(markers) - 1  # positions in body
         start = max(0, min(lo_marker, hi_marker - room + 1, len(body) - room))
         window = body[start : start + room]

@@ -60,6 +60,21 @@ class Head(nn.Module):
         labels = torch.tensor([row.label for row in rows], device=packed.device)
         return F.cross_entropy(packed, labels)
 
+    def group_loss(
+        self, packed: torch.Tensor, rows: Sequence[EncodedRow], groups: Sequence[int], pool: str
+    ) -> torch.Tensor:
+        """One prediction per group of rows ([k, L] logits pooled by ``mean`` or ``max``), one loss."""
+        index = torch.tensor(groups, device=packed.device)
+        n = int(index.max()) + 1
+        if pool == "max":
+            pooled = torch.stack([packed[index == g].max(0).values for g in range(n)])
+        else:
+            sums = packed.new_zeros(n, packed.size(-1)).index_add(0, index, packed)
+            pooled = sums / torch.bincount(index, minlength=n).unsqueeze(-1).to(packed.dtype)
+        first = {g: row.label for g, row in reversed(list(zip(groups, rows)))}
+        labels = torch.tensor([first[g] for g in range(n)], device=packed.device)
+        return F.cross_entropy(pooled, labels)
+
 
 class SequenceHead(Head):
     def features(self, hidden, mask, extra):

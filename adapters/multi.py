@@ -24,6 +24,7 @@ from .encoding import EncodedRow, Encoder, pad_rows
 from .heads import Head
 from .interface import Slot, head_logits, predict_rows
 from .tasks import TaskSpec
+from .windows import LongInput
 
 BASE = "__base__"  # PEFT's name for "no adapter" rows
 
@@ -57,6 +58,7 @@ class MultiAdapterModel(nn.Module):
         peft_config: PeftConfig | None = None,
         peft_state: dict[str, torch.Tensor] | None = None,
         max_length: int = 128,
+        long_input: LongInput | None = None,
     ) -> Slot:
         """Make ``name`` servable. PEFT weights are fresh unless ``peft_state`` is given."""
         if name in self.slots:
@@ -91,7 +93,7 @@ class MultiAdapterModel(nn.Module):
             self.peft.to(self.device)
         head_key = f"head{next(self._head_ids)}"  # module keys cannot hold arbitrary names
         self.heads[head_key] = head
-        encoder = Encoder(self.backbone.tokenizer, task, max_length=max_length)
+        encoder = Encoder(self.backbone.tokenizer, task, max_length=max_length, long_input=long_input)
         slot = Slot(name=name, task=task, encoder=encoder, head=head, peft_name=peft_name, head_key=head_key)
         self.slots[name] = slot
         return slot
@@ -170,9 +172,16 @@ class MultiAdapterModel(nn.Module):
         """Per-row logits in input order (rows of any adapters: routed here, once)."""
         return predict_rows(self, rows, names)
 
-    def loss(self, rows: Sequence[EncodedRow], name: str) -> torch.Tensor:
-        """Training loss for a batch of one adapter's labelled rows."""
-        batch = route(rows, [name] * len(rows))
+    def loss(
+        self, rows: Sequence[EncodedRow], name: str, groups: Sequence[int] | None = None, pool: str = "mean"
+    ) -> torch.Tensor:
+        """Training loss for a batch of one adapter's labelled rows. ``groups``: the example each row
+        belongs to; an example of several rows (a note read by chunks) is one prediction, its rows'
+        logits pooled (``mean`` or ``max``) before the loss."""
+        batch = route(rows, [name] * len(rows))  # one adapter: the rows keep their order
         hidden, mask = self.encode_batch(batch)
         head = self.slots[name].torch_head()
-        return head.loss(head.run(hidden, mask, batch.rows), batch.rows)
+        packed = head.run(hidden, mask, batch.rows)
+        if groups is None or len(set(groups)) == len(groups):
+            return head.loss(packed, batch.rows)
+        return head.group_loss(packed, batch.rows, groups, pool)

@@ -57,6 +57,11 @@ def chunks(lengths: list[int], max_rows: int, max_padding: float = 1.0) -> list[
     return out
 
 
+def task_of(slot: str) -> str:
+    """A slot's task (slots are named ``task:version:n`` or ``task:staged:n``)."""
+    return slot.split(":", 1)[0]
+
+
 @dataclass
 class Job:
     rows: list[EncodedRow]
@@ -79,6 +84,7 @@ class Batcher:
         max_wait_ms: float = 5.0,
         max_queue_rows: int = 512,
         max_padding: float = 1.0,
+        max_queue_wait_s: float = 0.0,
     ) -> None:
         self.run = run
         self.lock = lock
@@ -86,6 +92,8 @@ class Batcher:
         self.max_padding = max_padding
         self.max_wait = max_wait_ms / 1000
         self.max_queue_rows = max_queue_rows
+        self.max_queue_wait_s = max_queue_wait_s  # 0: no bound by time
+        self.rate = 0.0  # rows per second the forwards keep up (moving average; 0 until measured)
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._queued_rows = 0
         self._count_lock = threading.Lock()
@@ -93,8 +101,14 @@ class Batcher:
         self._thread.start()
 
     def submit(self, rows: list[EncodedRow], slot: str) -> Job:
+        """Queue a request's rows; QueueFull when they would pass the row bound, or when the rows
+        already waiting would take longer than ``max_queue_wait_s`` at the measured rate (an empty
+        queue always admits: no wait is shorter)."""
         with self._count_lock:
             if self._queued_rows + len(rows) > self.max_queue_rows:
+                raise QueueFull
+            slow = self.max_queue_wait_s and self.rate and self._queued_rows
+            if slow and (self._queued_rows + len(rows)) / self.rate > self.max_queue_wait_s:
                 raise QueueFull
             self._queued_rows += len(rows)
         metrics.QUEUE_ROWS.inc(len(rows))
@@ -138,7 +152,7 @@ class Batcher:
     def _forward(self, jobs: list[Job]) -> None:
         now = time.perf_counter()
         for job in jobs:
-            metrics.QUEUE_SECONDS.observe(now - job.enqueued)
+            metrics.QUEUE_SECONDS.labels(task_of(job.slot)).observe(now - job.enqueued)
         rows = [row for job in jobs for row in job.rows]
         names = [job.slot for job in jobs for _ in job.rows]
         owner = [j for j, job in enumerate(jobs) for _ in job.rows]
@@ -156,7 +170,11 @@ class Batcher:
                     batch = route([rows[i] for i in index], [names[i] for i in index])
                     t0 = time.perf_counter()
                     logits = self.run(batch)
-                    metrics.FORWARD_SECONDS.observe(time.perf_counter() - t0)
+                    seconds = time.perf_counter() - t0
+                    metrics.FORWARD_SECONDS.observe(seconds)
+                    self.rate = len(batch) / seconds if not self.rate else 0.8 * self.rate + 0.2 * len(batch) / seconds
+                    for run in batch.runs:
+                        metrics.BATCH_TASK_ROWS.labels(task_of(run.slot)).observe(len(run))
                     metrics.BATCH_ROWS.observe(len(batch))
                     metrics.BATCH_TOKENS.observe(sum(len(row) for row in batch.rows))
                     metrics.BATCH_TASKS.observe(len(batch.runs))

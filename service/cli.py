@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from bedside.adapters.cli_settings import settings_flags
 
-from .server import SERVICE, WORKING_DIR, server_env, start_server, stop_server, wait_ready
+from .server import serve_command, server_env, start_server, stop_server, wait_ready
 from .settings import ServiceSettings
 
 console = Console(stderr=True)
@@ -42,11 +43,23 @@ def serve(*, overrides: dict) -> None:
     except ValidationError as exc:
         console.print(f"[red]error:[/red] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from None
-    env = server_env(**overrides)
-    bentoml = Path(sys.executable).with_name("bentoml")
-    os.execve(
-        bentoml, [str(bentoml), "serve", SERVICE, "--port", str(settings.port), "--working-dir", str(WORKING_DIR)], env
-    )
+    if not _loopback(settings.host) and not settings.tokens("predict") and not settings.allow_unauthenticated:
+        console.print(
+            f"[red]error:[/red] --host {settings.host} would serve /predict to the network without a token: set "
+            "BEDSIDE_PREDICT_TOKENS (or a tokens file), or pass --allow-unauthenticated"
+        )
+        raise typer.Exit(2)
+    command = serve_command(settings.port, settings.host, settings.keepalive_timeout_s)
+    os.execve(command[0], command, server_env(**overrides))
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _bedside(*args: str) -> None:
@@ -110,6 +123,9 @@ def demo(
     url = f"http://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)  # training, which would create it, is skipped for a full store
     process = start_server(port, server_env(store=store), log_file=workdir / "server.log")
+    # A service manager or a test harness stops the demo with SIGTERM: stop the server it started
+    # too (its own process group), as Ctrl+C does, instead of leaving it running on the port.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         console.print(f"starting the service on {url} (log: {workdir / 'server.log'}) ...")
         wait_ready(url, process)
@@ -131,6 +147,10 @@ def demo(
         pass
     finally:
         stop_server(process)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def curl_examples(url: str) -> list[str]:

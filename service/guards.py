@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -16,18 +17,26 @@ class BodyTooLarge(APIError):
         super().__init__(413, "body_too_large", f"request body over {limit} bytes", {"Connection": "close"})
 
 
+class BodyTimeout(APIError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, "body_timeout", f"no part of the body for {seconds:g} s", {"Connection": "close"})
+
+
 class BodyLimit:
-    """ASGI middleware: 413 before parsing when a body is (or grows) over the limit.
+    """ASGI middleware: 413 before parsing when a body is (or grows) over the limit, 408 when the
+    next piece of it takes longer than ``idle_s``.
 
     A declared Content-Length is checked before a byte is read; a chunked body is
-    counted as it streams in, so memory stays flat whatever the client sends.
+    counted as it streams in, so memory stays flat whatever the client sends, and a client that
+    stops sending cannot hold a connection and a worker task.
     """
 
-    def __init__(self, app, limit: int, upload_limit: int, upload_prefix: str = "/admin/") -> None:
+    def __init__(self, app, limit: int, upload_limit: int, upload_prefix: str = "/admin/", idle_s: float = 10.0):
         self.app = app
         self.limit = limit
         self.upload_limit = upload_limit
         self.upload_prefix = upload_prefix
+        self.idle_s = idle_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -37,20 +46,26 @@ class BodyLimit:
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await _send_error(send, 413, "body_too_large", f"request body over {limit} bytes")
-        seen = 0
+        seen, done = 0, False
 
         async def limited():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, done
+            if done:  # after the body: a wait for the client's disconnect, unbounded by design
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_s)
+            except TimeoutError:
+                raise BodyTimeout(self.idle_s) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise BodyTooLarge(limit)
+                done = not message.get("more_body", False)
             return message
 
         try:
             await self.app(scope, limited, send)
-        except BodyTooLarge as exc:  # only when the wrapped app has no APIError handler
+        except (BodyTooLarge, BodyTimeout) as exc:  # only when the wrapped app has no APIError handler
             await _send_error(send, exc.status, exc.code, exc.message)
 
 
@@ -111,6 +126,8 @@ def parse_json(raw: bytes):
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         raise APIError(400, "invalid_json", "the body is not valid JSON") from None
+    except ValueError:  # an integer of thousands of digits (Python's int-digits limit)
+        raise APIError(400, "invalid_json", "a number in the body is too large") from None
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

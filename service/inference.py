@@ -1,14 +1,28 @@
-"""From a validated request to an answer: lease, tokenise, batch, decode, provenance."""
+"""From a validated request to an answer: limits, lease, tokenise (off the event loop), batch, decode.
+
+Whole notes are answered: each task kind turns a note into rows (windows for token tasks, the
+adapter's long-input strategy for sequence tasks, a local window per pair), all of a request's
+rows go to the batcher as one job, and the answer says how each input was read. Limits are
+per request (characters first, cheaply, on the event loop; then words and tokens while
+tokenising in a worker thread): 413 above them, 422 for text that is mostly unknown tokens.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
+from starlette.requests import ClientDisconnect, Request
+
 from bedside.adapters.encoding import TooLongError
-from bedside.adapters.kinds import PAIR, KindStrategy, strategy
+from bedside.adapters.examples import Span
+from bedside.adapters.kinds import PAIR, EncodedItem, KindStrategy, strategy
+from bedside.adapters.limits import Budget, EntitiesTooFar, InputLimits, InputRefused
 from bedside.adapters.predict import Predictor
+from bedside.adapters.text import sentence_ids
 
 from . import metrics
 from .batcher import Batcher, QueueFull
@@ -17,6 +31,8 @@ from .residents import Resident
 from .runtime import Runtime
 from .settings import SERVICE_VERSION, ServiceSettings
 
+INLINE_CHARS = 2048  # a request this small is tokenised on the event loop (faster than a hand-off)
+
 
 class Engine:
     """Everything a request handler needs, created once per worker process."""
@@ -24,6 +40,16 @@ class Engine:
     def __init__(self, settings: ServiceSettings, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.runtime = runtime or Runtime(settings)
+        self.limits = InputLimits(
+            max_tokens=settings.max_request_tokens,
+            max_words=settings.max_request_words,
+            max_unknown_share=settings.max_unknown_share,
+            stride=settings.window_stride,
+            max_pairs=settings.max_pairs,
+            pair_distance_chars=settings.pair_distance_chars,
+        )
+        # One thread: long notes are tokenised one at a time, beside (never inside) the event loop.
+        self.tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bedside-tokenize")
         self.batcher = Batcher(
             self.runtime.backend.run,
             self.runtime.lock,
@@ -31,6 +57,7 @@ class Engine:
             settings.max_wait_ms,
             settings.max_queue_rows,
             settings.max_padding,
+            settings.max_queue_wait_s,
         )
 
     def start(self, poll: bool = True) -> None:
@@ -39,6 +66,7 @@ class Engine:
     def close(self) -> None:
         self.runtime.stop()
         self.batcher.close()
+        self.tokenizing.shutdown(wait=False, cancel_futures=True)
 
     def provenance(self, resident: Resident) -> dict[str, str]:
         info = resident.info
@@ -66,70 +94,156 @@ class Engine:
             raise _not_ready()
         return strategy(state.resident.spec.kind)
 
-    def predictor(self, resident: Resident) -> Predictor:
-        """A predictor for one request, with the service's limits as arguments."""
-        return Predictor(
-            self.runtime.backend, resident.slot, truncate=self.settings.truncate, max_length=self.settings.max_length
-        )
+    def check_size(self, items: list[Any]) -> int:
+        """Characters, cheaply, before anything is tokenised: 413 over a text's or the request's cap."""
+        sizes = [len(item["text"] if isinstance(item, dict) else item) for item in items]
+        if any(n > self.settings.max_text_chars for n in sizes):
+            raise APIError(413, "too_large", f"a text is over {self.settings.max_text_chars} characters")
+        if sum(sizes) > self.settings.max_request_chars:
+            raise APIError(
+                413, "too_large", f"the request's texts are over {self.settings.max_request_chars} characters together"
+            )
+        return sum(sizes)
 
-    async def run(self, task: str, items: list[Any]) -> tuple[list[dict], dict]:
-        """Predict ``items`` with the task's active version; return results and provenance."""
+    async def run(
+        self, task: str, items: list[Any], request: Request | None = None, internal: bool = False
+    ) -> tuple[list[dict], dict]:
+        """Predict ``items`` with the task's active version; return results and provenance.
+        ``internal``: items made by bedside (extract's pairs), bounded by their own limit."""
         self.check_task(task)
-        if len(items) > self.settings.max_items:
+        if not internal and len(items) > self.settings.max_items:
             raise APIError(413, "too_many_items", f"at most {self.settings.max_items} items per request")
+        chars = self.check_size(items) if not internal else INLINE_CHARS + 1  # extract's pairs share its note
         with self.runtime.lease(task) as resident:
             if resident is None:
                 raise _not_ready()
-            predictor = self.predictor(resident)
+            predictor = Predictor(self.runtime.backend, resident.slot, self.settings.max_length, self.limits)
             t0 = time.perf_counter()
-            try:
-                encoded = [predictor.encode(item) for item in items]
-            except TooLongError as exc:
-                raise APIError(
-                    422, "too_long", f"an input has {exc.n_tokens} tokens; the limit is {exc.max_length}"
-                ) from None
-            except ValueError as exc:
-                raise APIError(422, "invalid_input", _safe(exc)) from None
-            if any(predictor.is_empty(row) for row, _ in encoded):  # e.g. only control characters
-                raise APIError(422, "invalid_input", "an input has no text once tokenised")
+            if chars <= INLINE_CHARS:
+                encoded = _encode_all(predictor, items, internal)
+            else:
+                loop = asyncio.get_running_loop()
+                encoded = await loop.run_in_executor(self.tokenizing, _encode_all, predictor, items, internal)
             metrics.TOKENIZE_SECONDS.labels(task).observe(time.perf_counter() - t0)
-            try:
-                job = self.batcher.submit([row for row, _ in encoded], resident.slot)
-            except QueueFull:
-                raise busy() from None
-            try:
-                logits = await asyncio.wait_for(asyncio.wrap_future(job.future), self.settings.request_timeout_s)
-            except TimeoutError:
-                job.cancel()
-                raise APIError(504, "timeout", "the request took too long") from None
-            except asyncio.CancelledError:
-                job.cancel()  # the client went away: free the slot
-                raise
-            except Exception:
-                raise APIError(
-                    500, "inference_failed", "the model failed on this batch; retry with fewer items"
-                ) from None
-            results = [predictor.decode(row, lg, ctx) for (row, ctx), lg in zip(encoded, logits)]
+            rows = [row for item in encoded if item is not None for row in item.rows]
+            logits = await self._forward(rows, resident.slot, request) if rows else []
+            results: list[dict] = []
+            at = 0
+            for item in encoded:
+                if item is None:  # an extract pair too far apart for one row: not a candidate
+                    results.append({"label": "none", "skipped": "entities_too_far"})
+                    continue
+                results.append(predictor.decode(item, logits[at : at + item.windows]))
+                at += item.windows
             return results, self.provenance(resident)
 
-    async def extract(self, text: str) -> dict:
-        """NER, then relations over every i2b2 candidate pair of the entities found."""
-        (ner,), ner_source = await self.run("ner", [text])
+    async def _forward(self, rows, slot: str, request: Request | None):
+        """The rows' logits from the batcher: 429 when the queue is full or too slow, 504 after the
+        timeout, and the rows withdrawn when the client goes away."""
+        try:
+            job = self.batcher.submit(rows, slot)
+        except QueueFull:
+            raise busy() from None
+        waiting = asyncio.wrap_future(job.future)
+        gone = asyncio.ensure_future(_disconnected(request)) if request is not None else None
+        try:
+            done, _ = await asyncio.wait(
+                [waiting, *([gone] if gone else [])],
+                timeout=self.settings.request_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if waiting in done:
+                return waiting.result()
+            job.cancel()
+            if gone is not None and gone in done:
+                raise ClientDisconnect()
+            raise APIError(504, "timeout", "the request took too long")
+        except asyncio.CancelledError:
+            job.cancel()  # the handler itself was cancelled (the server is going away)
+            raise
+        except (APIError, ClientDisconnect):
+            raise
+        except Exception:
+            raise APIError(500, "inference_failed", "the model failed on this batch; retry with fewer items") from None
+        finally:
+            if gone is not None:
+                gone.cancel()
+
+    async def extract(self, text: str, request: Request | None = None) -> dict:
+        """NER over the whole note, then relations over the i2b2 candidate pairs of the entities
+        found (within a sentence, or within ``pair_distance_chars``), each in its own local window."""
+        (ner,), ner_source = await self.run("ner", [text], request)
         entities = ner["entities"]
-        pairs = sorted(PAIR.candidate_pairs([e["type"] for e in entities]))
+        pairs = self.candidates(text, entities)
         relations, sources = [], [ner_source]
         rel_state = self.runtime.states.get("relations")
         if pairs and rel_state is not None and rel_state.status == "ready":
             items = [{"text": text, "head": _span(entities[i]), "tail": _span(entities[j])} for i, j in pairs]
-            answers = []
-            for start in range(0, len(items), self.settings.max_items):
-                chunk, rel_source = await self.run("relations", items[start : start + self.settings.max_items])
-                answers.extend(chunk)
+            answers, rel_source = await self.run("relations", items, request, internal=True)
             sources.append(rel_source)
             relations = [
                 {"head": i, "tail": j, **answer} for (i, j), answer in zip(pairs, answers) if answer["label"] != "none"
             ]
-        return {"entities": entities, "relations": relations, "adapters": sources}
+            skipped = sum(1 for answer in answers if answer.get("skipped"))
+        how = {"windows": ner["windows"], "strategy": ner["strategy"], "pairs": len(pairs)}
+        if pairs and rel_state is not None and rel_state.status == "ready":
+            how["pairs_too_far_apart"] = skipped
+        return {"entities": entities, "relations": relations, "adapters": sources, "note": how}
+
+    def candidates(self, text: str, entities: list[dict]) -> list[tuple[int, int]]:
+        types = [e["type"] for e in entities]
+        sentences = sentence_ids(text, [Span(e["start"], e["end"]) for e in entities])
+        pairs = set(PAIR.candidate_pairs(types, sentences))
+        reach = self.limits.pair_distance_chars
+        if reach:
+            near = PAIR.candidate_pairs(types)
+            pairs |= {(i, j) for i, j in near if _gap(entities[i], entities[j]) <= reach}
+        if len(pairs) > self.limits.max_pairs:
+            raise APIError(
+                413,
+                "too_large",
+                f"the note has {len(pairs)} candidate entity pairs; the limit is {self.limits.max_pairs}",
+            )
+        return sorted(pairs)
+
+
+def _encode_all(predictor: Predictor, items: list[Any], internal: bool = False) -> list[EncodedItem | None]:
+    """Encode a request's items with one budget; limits and malformed items become API errors.
+    ``internal`` (extract's candidate pairs): a pair too far apart for one row is None, not an error."""
+    # extract's pairs share the note the NER call already counted; max_pairs bounds them
+    budget = Budget(replace(predictor.limits, max_tokens=2**62, max_words=2**62)) if internal else predictor.budget()
+    try:
+        encoded = [_encode_one(predictor, item, budget, internal) for item in items]
+    except InputRefused as exc:
+        raise APIError(exc.status, exc.code, exc.message) from None
+    except TooLongError as exc:
+        raise APIError(413, "too_large", f"an input has {exc.n_tokens} tokens; the limit is {exc.max_length}") from None
+    except ValueError as exc:
+        raise APIError(422, "invalid_input", _safe(exc)) from None
+    if any(item is not None and predictor.is_empty(item) for item in encoded):  # e.g. only control characters
+        raise APIError(422, "invalid_input", "an input has no text once tokenised")
+    return encoded
+
+
+def _encode_one(predictor: Predictor, item: Any, budget, internal: bool) -> EncodedItem | None:
+    try:
+        return predictor.encode(item, budget)
+    except EntitiesTooFar:
+        if internal:
+            return None
+        raise
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone: after its body, an ASGI server's ``receive`` waits for the
+    disconnect. Anything else from ``receive`` (a caller outside that contract) ends the watch."""
+    message = await request.receive()
+    if message["type"] != "http.disconnect":
+        await asyncio.Event().wait()  # never set: cancelled when the answer is ready
+
+
+def _gap(a: dict, b: dict) -> int:
+    return max(a["start"], b["start"]) - min(a["end"], b["end"])
 
 
 def _span(entity: dict) -> dict:

@@ -6,17 +6,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MAX_TEXT_CHARS = 100_000  # far above any token limit; the token limit decides
+MAX_TEXT_CHARS = 1_000_000  # the schema's ceiling; the service's own limits (settings) are lower
 
 
 class SpanIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "0", 0.0 and true are not 0
     start: int = Field(ge=0)
     end: int = Field(gt=0)
 
 
 class PairItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "0", 0.0 and true are not 0
     text: str = Field(max_length=MAX_TEXT_CHARS)
     head: SpanIn
     tail: SpanIn
@@ -28,7 +28,7 @@ class PairItem(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "0", 0.0 and true are not 0
     task: str = Field(max_length=64)
     texts: list[str] | None = Field(None, min_length=1)
     items: list[PairItem] | None = Field(None, min_length=1)
@@ -40,7 +40,7 @@ class PredictRequest(BaseModel):
 
 
 class ExtractRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "0", 0.0 and true are not 0
     text: str = Field(max_length=MAX_TEXT_CHARS)
 
     @field_validator("text")

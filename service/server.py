@@ -32,25 +32,22 @@ def server_env(**settings) -> dict[str, str]:
     return env
 
 
+def serve_command(port: int, host: str = "127.0.0.1", keepalive_s: int = 5) -> list[str]:
+    """The ``bentoml serve`` command line of the bedside service."""
+    bentoml = Path(sys.executable).with_name("bentoml")
+    return [str(bentoml), "serve", SERVICE, "--port", str(port), "--host", host,
+            "--timeout-keep-alive", str(keepalive_s), "--working-dir", str(WORKING_DIR)]  # fmt: skip
+
+
 def start_server(port: int, env: dict[str, str], log_file: Path | None = None) -> subprocess.Popen:
-    """``bentoml serve`` in its own process group. Unless ``env`` names a BENTOML_HOME, the server
-    gets a private one: BentoML wipes ``$BENTOML_HOME/prometheus_multiproc_dir`` when it starts, so
-    servers sharing a home (a test run beside a demo, two test runs) would erase each other's metrics."""
+    """``bentoml serve`` on loopback in its own process group. Unless ``env`` names a BENTOML_HOME,
+    the server gets a private one: BentoML wipes ``$BENTOML_HOME/prometheus_multiproc_dir`` when it
+    starts, so servers sharing a home (a test run beside a demo, two test runs) would erase each
+    other's metrics."""
     env, home = dict(env), None
     if "BENTOML_HOME" not in env:
         home = env["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bedside-bentoml-")
-    bentoml = Path(sys.executable).with_name("bentoml")
-    command = [
-        str(bentoml),
-        "serve",
-        SERVICE,
-        "--port",
-        str(port),
-        "--host",
-        "127.0.0.1",
-        "--working-dir",
-        str(WORKING_DIR),
-    ]
+    command = serve_command(port, "127.0.0.1", int(env.get("BEDSIDE_KEEPALIVE_TIMEOUT_S", 5)))
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the server's, for its life
     process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     setattr(process, "bentoml_home", home)  # noqa: B010 - removed by stop_server

@@ -20,6 +20,23 @@ class ServiceSettings(PathSettings):
     model_config = SettingsConfigDict(env_prefix="BEDSIDE_", extra="ignore")
 
     port: int = Field(3000, ge=1, le=65535, description="HTTP port")
+    host: str = Field(
+        "127.0.0.1",
+        description="address to listen on (0.0.0.0: every interface, as the container and Kubernetes manifests set it)",
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="serve /predict without tokens on a non-loopback address (refused otherwise)"
+    )
+    trusted_proxies: str = Field(
+        "", description="comma-separated proxy addresses whose X-Forwarded-For is believed (empty: none)"
+    )
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's headers must arrive within this")
+    max_header_bytes: int = Field(16384, ge=1024, description="request line and headers at most (400 above)")
+    body_timeout_s: float = Field(10.0, gt=0, description="the longest wait for the next piece of a body (408)")
+    keepalive_timeout_s: int = Field(5, ge=1, description="an idle keep-alive connection closes after this")
+    ready_tasks: str = Field(
+        "all", description="what GET /ready needs: all (every known task), any, or a comma-separated task list"
+    )
     backbone: str = Field("embedded", description="shared base: embedded, a folder or a hub id")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     backend: Literal["torch", "onnx"] = Field("torch", description="inference backend: torch or onnx (ONNX Runtime)")
@@ -51,10 +68,26 @@ class ServiceSettings(PathSettings):
         description="a batch of 8+ rows is split where more of its "
         "tokens would be padding (1: never split; on GPUs, where big batches pay, 1)",
     )
-    max_queue_rows: int = Field(512, ge=1, description="queued rows before 429")
+    max_queue_rows: int = Field(4096, ge=1, description="queued rows (windows of all requests) before 429")
+    max_queue_wait_s: float = Field(
+        5.0, gt=0, description="429 when the queue ahead of a request would take longer than this (measured rate)"
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="504 after this")
-    truncate: bool = Field(False, description="truncate over-long inputs instead of 422")
-    max_length: int | None = Field(None, ge=8, description="token limit override (else the adapter's)")
+    max_length: int | None = Field(None, ge=8, description="row length override (else the adapter's)")
+    max_text_chars: int = Field(262144, ge=1, description="characters per text (413 above, before tokenising)")
+    max_request_chars: int = Field(524288, ge=1, description="characters per request, all texts together")
+    max_request_tokens: int = Field(32768, ge=1, description="tokens per request, all texts together (413 above)")
+    max_request_words: int = Field(65536, ge=1, description="words per request (413 above)")
+    max_unknown_share: float = Field(
+        0.5, gt=0, le=1, description="a text with more of its tokens unknown to the model is refused (422)"
+    )
+    window_stride: float = Field(
+        0.5, gt=0, le=1, description="token tasks: consecutive windows of a note start this share of a row apart"
+    )
+    max_pairs: int = Field(2000, ge=1, description="/extract: relation candidates per note (413 above)")
+    pair_distance_chars: int = Field(
+        0, ge=0, description="/extract: entity pairs across sentences this close are candidates too (0: same sentence)"
+    )
 
     poll_interval_s: float = Field(2.0, gt=0, description="how often the store is checked for activations")
     resident_cap: int = Field(4, ge=0, description="inactive versions kept loaded (LRU)")

@@ -158,5 +158,5 @@ def _onnx_model(adapter: Path, manifest, base, variant: str, device: str, cache:
     variant = variant_for(variant, provider)
     exported = export_artifact(adapter, base, cache or default_cache_dir(), variant)
     model = OnnxModel(base.tokenizer, provider, provider_options=options)
-    model.add("eval", exported, manifest.task, manifest.max_length)
+    model.add("eval", exported, manifest.task, manifest.max_length, manifest.long_input)
     return model, f"onnx:merged:{variant}:{provider}"

@@ -11,6 +11,7 @@ from bedside.adapters.decoding import expectation
 from bedside.adapters.encoding import EncodedRow
 from bedside.adapters.examples import Example
 from bedside.adapters.interface import predict_rows
+from bedside.adapters.kinds import EncodedItem
 from bedside.adapters.predict import Predictor
 
 
@@ -49,15 +50,20 @@ def predict_logits(model, name: str, rows: list[EncodedRow], batch_size: int = 6
 
 
 def evaluate(
-    model, name: str, examples: list[Example], batch_size: int = 64, rows: list[EncodedRow] | None = None
+    model, name: str, examples: list[Example], batch_size: int = 64, items: list[EncodedItem] | None = None
 ) -> EvalResult:
-    """Metrics of adapter ``name`` on ``examples`` (rows may be passed pre-encoded)."""
+    """Metrics of adapter ``name`` on ``examples`` (their encoded items may be passed in)."""
     slot = model.slots[name]
     start = time.perf_counter()
-    rows = rows if rows is not None else [slot.encoder.encode(e) for e in examples]
+    items = items if items is not None else [slot.kind.encode_example(slot.encoder, e) for e in examples]
+    rows = [row for item in items for row in item.rows]
     logits = predict_logits(model, name, rows, batch_size)
+    per_item, at = [], 0
+    for item in items:
+        per_item.append(slot.kind.logits(item, logits[at : at + item.windows]))
+        at += item.windows
     seconds = time.perf_counter() - start
-    metrics, pred = slot.kind.score(slot.task, [slot.kind.gold(e) for e in examples], rows, logits)
+    metrics, pred = slot.kind.score(slot.task, [slot.kind.gold(e) for e in examples], items, per_item)
     return EvalResult(metrics=metrics, n=len(examples), seconds=seconds, predictions=pred)
 
 

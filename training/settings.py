@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict
 
 from bedside.adapters.artifact import Method
+from bedside.adapters.windows import LongInput
 
 PAPER_TARGETS = ("query", "key", "value")
 ALL_LINEAR = ("query", "key", "value", "dense")  # "dense": attention output, FFN in and out (BERT names)
@@ -61,6 +62,13 @@ class TrainSettings(BaseModel):
     )
     head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout before the task head")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping (transformers' Trainer default)")
+    long_input: Literal["truncate", "head_tail", "chunks"] = Field(
+        "truncate",
+        description="sequence tasks: how a note longer than max_length is read, in training and "
+        "serving alike (truncate: its first tokens; head_tail: its start and end; chunks: every window, pooled)",
+    )
+    chunk_pool: Literal["mean", "max"] = Field("mean", description="chunks: how the windows' logits combine")
+    chunk_stride: float = Field(0.5, gt=0, le=1, description="chunks: windows start this share of a row apart")
 
     @model_validator(mode="before")
     @classmethod
@@ -78,6 +86,10 @@ class TrainSettings(BaseModel):
             method = Method(filled.get("method", Method.lora))
             filled["lr"] = 3e-5 if method is Method.full else recipe["peft_lr"]
         return filled
+
+    def reading(self) -> LongInput:
+        """The long-input strategy the artifact records."""
+        return LongInput(strategy=self.long_input, pool=self.chunk_pool, stride=self.chunk_stride)
 
     def learning_rate(self) -> float:
         if self.lr is None:  # the recipe validator always fills it

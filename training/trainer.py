@@ -69,7 +69,14 @@ def build(backbone: Backbone, task: TaskSpec, settings: TrainSettings) -> MultiA
     if std:
         torch.nn.init.normal_(head.classifier.weight, std=std)
         torch.nn.init.zeros_(head.classifier.bias)
-    model.add_adapter(SLOT, task, head, peft_config=peft_config(settings), max_length=settings.max_length)
+    model.add_adapter(
+        SLOT,
+        task,
+        head,
+        peft_config=peft_config(settings),
+        max_length=settings.max_length,
+        long_input=settings.reading(),
+    )
     if settings.method is Method.full:
         backbone.encoder.requires_grad_(True)
     return model
@@ -117,11 +124,12 @@ def train(
         train_examples = few_shot(train_examples, settings.few_shot, seed=settings.seed)
     model = build(backbone, task, settings).to(device)
     encoder = model.slots[SLOT].encoder
-    rows = [encoder.encode(e) for e in train_examples]
-    val_rows = [encoder.encode(e) for e in splits["val"]]
+    kind = model.slots[SLOT].kind
+    items = [kind.encode_example(encoder, e) for e in train_examples]  # one row each, or a note's chunks
+    val_items = [kind.encode_example(encoder, e) for e in splits["val"]]
     metric = primary_metric(task)
 
-    steps_per_epoch = -(-len(rows) // settings.batch_size)
+    steps_per_epoch = -(-len(items) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     optimizer = optimizer_for(model, settings)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -141,7 +149,7 @@ def train(
     loop_seconds, seen = 0.0, 0  # optimiser steps only (no evaluation): the training throughput
     for epoch in range(1, settings.epochs + 1):
         model.train()
-        order = torch.randperm(len(rows), generator=generator).tolist()
+        order = torch.randperm(len(items), generator=generator).tolist()
         bar = tqdm(
             range(0, len(order), settings.batch_size),
             desc=f"epoch {epoch}/{settings.epochs}",
@@ -152,9 +160,11 @@ def train(
         losses = []
         loop_start = time.perf_counter()
         for i in bar:
-            batch = [rows[j] for j in order[i : i + settings.batch_size]]
+            picked = [items[j] for j in order[i : i + settings.batch_size]]
+            batch = [row for item in picked for row in item.rows]
+            groups = [g for g, item in enumerate(picked) for _ in item.rows]
             with autocast:
-                loss = model.loss(batch, SLOT)
+                loss = model.loss(batch, SLOT, groups, settings.chunk_pool)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if settings.max_grad_norm:
@@ -164,13 +174,13 @@ def train(
             scaler.update()
             schedule.step()
             losses.append(loss.item())
-            seen += len(batch)
+            seen += len(picked)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if settings.time_budget and time.perf_counter() - start > settings.time_budget:
                 stopped_by_budget = True
                 break
         loop_seconds += time.perf_counter() - loop_start
-        val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, rows=val_rows)
+        val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, items=val_items)
         score = val.metrics.get(metric, float("-inf"))
         elapsed = time.perf_counter() - start
         history.append(
@@ -206,7 +216,7 @@ def train(
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
         "eval_examples_per_s": round(test.throughput, 2),
         "train_examples_per_s": round(seen / loop_seconds, 3) if loop_seconds else None,
-        "train_examples": len(rows),
+        "train_examples": len(items),
         "device": str(device),
     }
     metrics: dict[str, float | None] = {f"test_{k}": v for k, v in test.metrics.items()}
@@ -244,6 +254,7 @@ def _save(out, model, task, settings, backbone, test: EvalResult, cost, train_ex
         method=settings.method,
         head=HeadRef(kind=task.kind, num_labels=task.num_labels, dropout=settings.head_dropout),
         max_length=settings.max_length,
+        long_input=settings.reading(),
         servable=ok,
         not_servable_reason=reason,
         metrics={k: v for k, v in test.metrics.items()},

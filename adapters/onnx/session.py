@@ -136,22 +136,23 @@ class OnnxModel:
         self.provider_options = provider_options
         self.slots: dict[str, Slot] = {}
 
-    def open(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> Slot:
+    def open(self, name: str, exported, task: TaskSpec, max_length: int = 128, long_input=None) -> Slot:
         """A session for ``exported`` (an :class:`~adapters.onnx.export.Exported`), not yet served."""
         session = open_session(exported.model_path, self.provider, self.threads, self.provider_options)
         runner = OnnxRunner(session, task.kind, exported.meta.get("pad_id", self.tokenizer.pad_token_id or 0))
-        return Slot(name, task, Encoder(self.tokenizer, task, max_length=max_length), runner=runner)
+        encoder = Encoder(self.tokenizer, task, max_length=max_length, long_input=long_input)
+        return Slot(name, task, encoder, runner=runner)
 
     def insert(self, slot: Slot) -> None:
         if slot.name in self.slots:
             raise KeyError(f"adapter {slot.name!r} is already loaded")
         self.slots[slot.name] = slot
 
-    def add(self, name: str, exported, task: TaskSpec, max_length: int = 128) -> Slot:
+    def add(self, name: str, exported, task: TaskSpec, max_length: int = 128, long_input=None) -> Slot:
         """Open ``exported`` and serve it as adapter ``name``."""
         if name in self.slots:
             raise KeyError(f"adapter {name!r} is already loaded")
-        slot = self.open(name, exported, task, max_length)
+        slot = self.open(name, exported, task, max_length, long_input)
         self.insert(slot)
         return slot
 

@@ -204,7 +204,7 @@ class SharedOnnxModel:
         self.slots[name] = Slot(
             name,
             m.task,
-            Encoder(self.tokenizer, m.task, max_length=m.max_length),
+            Encoder(self.tokenizer, m.task, max_length=m.max_length, long_input=m.long_input),
             head=artifact.build_head().eval(),
             lora=weights,
             rank=rank,

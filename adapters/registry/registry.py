@@ -7,32 +7,20 @@ smoke prediction are imported only when a push or an activation needs them.
 
 from __future__ import annotations
 
-import builtins
-import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
-
 from ..tasks import PRESETS, TaskSpec
 from .backend import StoreBackend
 from .config import resolve_store
-from .errors import (
-    BaseMismatch,
-    Conflict,
-    InvalidArtifact,
-    NotFound,
-    NotServable,
-    RegistryError,
-    SmokeFailed,
-    StoreUnavailable,
-)
+from .errors import BaseMismatch, Conflict, NotFound, NotServable, RegistryError, SmokeFailed, StoreUnavailable
 from .fsio import artifact_sha256
-from .integrity import drift
 from .local import LocalStore
-from .models import AuditEntry, ExpectedBase, VersionInfo, check_task_name, check_version_name, record_to_info
+from .models import AuditEntry, ExpectedBase, VersionInfo, check_task_name, check_version_name
+from .pointer import Pointer, expect
+from .reading import RegistryReads
 
 Smoke = Callable[[Path], None]
 
@@ -41,7 +29,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class Registry:
+class Registry(RegistryReads):
     """Open a store. ``backbone`` (the served base) enables shape checks and the default smoke."""
 
     def __init__(
@@ -73,13 +61,22 @@ class Registry:
 
     # -- push ---------------------------------------------------------------------
     def push(
-        self, src_dir: str | Path, task: str | None = None, actor: str = "cli", activate: bool = False
+        self,
+        src_dir: str | Path,
+        task: str | None = None,
+        actor: str = "cli",
+        activate: bool = False,
+        check: bool = False,
     ) -> VersionInfo:
-        """Validate a copy of ``src_dir`` in staging and publish it as the task's next version."""
+        """Validate a copy of ``src_dir`` in staging and publish it as the task's next version.
+
+        ``check``: run the activation check (the smoke prediction) on the staged copy first, so a
+        version that fails it is never stored. Bytes identical to a stored version of the task
+        (same sha256) store nothing and return that version."""
         from .ingest import stage_files
         from .validate import Limits, check_task_spec, validate_artifact
 
-        sha = None
+        sha = existing = None
         try:
             task = check_task_name(task) if task is not None else None
             self.backend.clean_staging()
@@ -91,11 +88,17 @@ class Registry:
                 )
                 task = checked.manifest.task.name
                 check_task_spec(checked.manifest.task, self._expected_spec(task))
-                version = self.backend.commit(task, staged, self._record(checked.manifest, files, sha, actor))
+                existing = self._stored(task, sha)
+                if existing is None:
+                    if check:
+                        self._smoke(staged, f"the {task} upload")
+                    version = self.backend.commit(task, staged, self._record(checked.manifest, files, sha, actor))
+                else:
+                    version = existing
         except (RegistryError, OSError) as exc:
             self._refused(actor, "push", task, None, sha, exc)
         assert task is not None  # the manifest named it
-        self.audit(actor, "push", task, version, sha, "ok")
+        self.audit(actor, "push", task, version, sha, "ok", None if existing is None else "identical: nothing stored")
         if activate:
             try:
                 return self.activate(task, version, actor)
@@ -104,6 +107,16 @@ class Registry:
                 exc.args = (exc.message,)
                 raise
         return self.show(task, version)
+
+    def _stored(self, task: str, sha: str) -> str | None:
+        """The task's version with exactly these bytes, if one is stored."""
+        for version in self.backend.versions(task):
+            try:
+                if self.backend.read_record(task, version).get("sha256") == sha:
+                    return version
+            except RegistryError:
+                continue
+        return None
 
     def _expected_spec(self, task: str) -> TaskSpec | None:
         """A preset's spec, else the spec the task's newest stored version was pushed with."""
@@ -137,9 +150,10 @@ class Registry:
         }
 
     # -- activation ------------------------------------------------------------------
-    def activate(self, task: str, version: str, actor: str = "cli") -> VersionInfo:
-        """Smoke-test ``version`` and make it the task's active one (the previous is kept for rollback)."""
-        sha = None
+    def activate(self, task: str, version: str, actor: str = "cli", expected: str | None = None) -> VersionInfo:
+        """Smoke-test ``version`` and make it the task's active one (the one it replaces joins the
+        rollback history). ``expected``: compare-and-set on the active version (Conflict otherwise)."""
+        sha = current = None
         try:
             check_task_name(task), check_version_name(version)
             self.backend.clean_staging()
@@ -155,37 +169,55 @@ class Registry:
             self._run_smoke(task, version)  # outside the lock: the version is immutable
             with self.backend.task_lock(task):
                 self.backend.read_record(task, version)  # deleted meanwhile -> NotFound
-                pointer = self.backend.read_pointer(task) or {}
-                current = pointer.get("active")
+                pointer = self._pointer(task, expected)
+                current = pointer.active
                 if current != version:  # re-activating the active version changes nothing
-                    self._point(task, version, current, sha, actor)
+                    self._point(task, pointer.activated(version), sha, actor)
         except (RegistryError, OSError) as exc:
             self._refused(actor, "activate", task, version, sha, exc)
         self.audit(actor, "activate", task, version, sha, "ok", None if current != version else "already active")
         return self.show(task, version)
 
-    def rollback(self, task: str, actor: str = "cli") -> VersionInfo:
-        """Re-activate the previous active version; NotFound when there is none or it was deleted."""
-        version = sha = None
+    def rollback(self, task: str, actor: str = "cli", expected: str | None = None) -> VersionInfo:
+        """Re-activate the version the history ends with, and take it off the history (a second
+        rollback goes one step further back); NotFound when there is none or it was deleted."""
+        version = sha = current = None
         try:
             check_task_name(task)
             self.backend.clean_staging()
             with self.backend.task_lock(task):
-                pointer = self.backend.read_pointer(task) or {}
-                current, version = pointer.get("active"), pointer.get("previous")
-                if not version:
+                pointer = self._pointer(task, expected)
+                current = pointer.active
+                if not pointer.history:
                     raise NotFound(f"task {task!r} has no previous active version to roll back to")
+                back = pointer.rolled_back()
+                version = str(back.active)
                 try:
                     record = self.backend.read_record(task, version)
                 except NotFound:
                     raise NotFound(f"the previous version of {task!r}, {version}, was deleted") from None
                 sha = record.get("sha256")
                 self._check_integrity(task, version, record)
-                self._point(task, version, current, sha, actor)
+                self._point(task, back, sha, actor)
         except (RegistryError, OSError) as exc:
             self._refused(actor, "rollback", task, version, sha, exc)
         self.audit(actor, "rollback", task, version, sha, "ok", f"replaced {current}")
         return self.show(task, version)
+
+    def deactivate(self, task: str, actor: str = "cli", expected: str | None = None) -> None:
+        """Leave the task without an active version (the one it had joins the rollback history)."""
+        version = None
+        try:
+            check_task_name(task)
+            with self.backend.task_lock(task):
+                pointer = self._pointer(task, expected)
+                version = pointer.active
+                if version is None:
+                    raise NotFound(f"task {task!r} has no active version")
+                self._point(task, pointer.deactivated(), None, actor)
+        except (RegistryError, OSError) as exc:
+            self._refused(actor, "deactivate", task, version, None, exc)
+        self.audit(actor, "deactivate", task, version, None, "ok")
 
     def delete(self, task: str, version: str, actor: str = "cli") -> None:
         """Remove a version that is not active (its number is never handed out again)."""
@@ -202,9 +234,16 @@ class Registry:
             self._refused(actor, "delete", task, version, sha, exc)
         self.audit(actor, "delete", task, version, sha, "ok")
 
-    def _point(self, task: str, version: str, previous: str | None, sha: str | None, actor: str) -> None:
+    def _pointer(self, task: str, expected: str | None) -> Pointer:
+        """The task's pointer (call under the task lock), checked against ``expected``."""
+        pointer = Pointer.read(self.backend.read_pointer(task))
+        if (why := expect(pointer, expected)) is not None:
+            raise Conflict(f"{task}: {why}")
+        return pointer
+
+    def _point(self, task: str, pointer: Pointer, sha: str | None, actor: str) -> None:
         self.backend.write_pointer(
-            task, {"active": version, "previous": previous, "sha256": sha, "changed_at": _now(), "changed_by": actor}
+            task, {**pointer.as_dict(), "sha256": sha, "changed_at": _now(), "changed_by": actor}
         )
 
     def _check_base(self, record: dict[str, Any]) -> None:
@@ -214,91 +253,18 @@ class Registry:
                 f"{self.expected_base.name!r}"
             )
 
-    def _check_integrity(self, task: str, version: str, record: dict[str, Any]) -> None:
-        if problems := self._drift(task, version, record):
-            raise InvalidArtifact(f"{task} {version} changed since it was pushed: {problems[0]}")
-
     def _run_smoke(self, task: str, version: str) -> None:
+        self._smoke(self.backend.artifact_dir(task, version), f"{task} {version}")
+
+    def _smoke(self, folder: Path, what: str) -> None:
         if self.smoke is None:
             return
         try:
-            self.smoke(self.backend.artifact_dir(task, version))
+            self.smoke(folder)
         except StoreUnavailable:
             raise
         except Exception as exc:  # any failure of the callback refuses the activation
-            raise SmokeFailed(f"{task} {version} failed its smoke prediction: {str(exc)[:300]}") from None
-
-    # -- reading ----------------------------------------------------------------------
-    def list(self, task: str | None = None) -> list[VersionInfo]:
-        tasks = [check_task_name(task)] if task is not None else self.backend.tasks()
-        infos = []
-        for t in tasks:
-            active = (self.backend.read_pointer(t) or {}).get("active")
-            for v in self.backend.versions(t):
-                try:
-                    infos.append(self._info(t, v, active))
-                except RegistryError:
-                    continue  # a corrupt record: `verify` reports it
-        return infos
-
-    def show(self, task: str, version: str | None = None) -> VersionInfo:
-        check_task_name(task)
-        active = (self.backend.read_pointer(task) or {}).get("active")
-        version = version if version is not None else active
-        if version is None:
-            raise NotFound(f"task {task!r} has no active version")
-        return self._info(task, check_version_name(version), active)
-
-    def active(self, task: str) -> VersionInfo | None:
-        try:
-            return self.show(task)
-        except NotFound:
-            return None
-
-    def _info(self, task: str, version: str, active: str | None) -> VersionInfo:
-        record = self.backend.read_record(task, version)
-        try:
-            return record_to_info(task, version, record, self.backend.artifact_dir(task, version), version == active)
-        except ValidationError:
-            raise InvalidArtifact(f"{task} {version}: the stored record is incomplete") from None
-
-    def version_path(self, task: str, version: str) -> Path:
-        return self.backend.artifact_dir(check_task_name(task), check_version_name(version))
-
-    def state_token(self) -> str:
-        """Changes whenever any task's active version changes (cheap: one small file per task)."""
-        digest = hashlib.sha256()
-        for task in self.backend.tasks():
-            digest.update(task.encode() + b"\0" + self.backend.pointer_bytes(task) + b"\0")
-        return digest.hexdigest()[:32]
-
-    # -- integrity ------------------------------------------------------------------------
-    def verify(self) -> builtins.list[str]:
-        """Re-hash every stored file; return the problems (empty: no drift)."""
-        pushed = {
-            (e.task, e.version): e.sha256 for e in self.audit_entries() if e.action == "push" and e.outcome == "ok"
-        }
-        problems = []
-        for task in self.backend.tasks():
-            for version in self.backend.versions(task):
-                try:
-                    record = self.backend.read_record(task, version)
-                except RegistryError as exc:
-                    problems.append(exc.message)
-                    continue
-                try:
-                    problems += [f"{task} {version}: {p}" for p in self._drift(task, version, record)]
-                except RegistryError as exc:
-                    problems.append(f"{task} {version}: {exc.message}")
-                if pushed.get((task, version), record.get("sha256")) != record.get("sha256"):
-                    problems.append(f"{task} {version}: the record's sha256 differs from the audit log's")
-            active = (self.backend.read_pointer(task) or {}).get("active")
-            if active and active not in self.backend.versions(task):
-                problems.append(f"{task}: the active version {active} is missing")
-        return problems
-
-    def _drift(self, task: str, version: str, record: dict[str, Any]) -> builtins.list[str]:
-        return drift(self.backend.artifact_dir(task, version), record)
+            raise SmokeFailed(f"{what} failed its smoke prediction: {str(exc)[:300]}") from None
 
     # -- audit ----------------------------------------------------------------------------
     def audit(
@@ -323,9 +289,6 @@ class Registry:
             reason=reason[:500] if reason else None,
         )
         self.backend.append_audit(entry.model_dump(mode="json"))
-
-    def audit_entries(self) -> builtins.list[AuditEntry]:
-        return [AuditEntry.model_validate(line) for line in self.backend.audit_lines()]
 
     def _refused(self, actor: str, action: str, task, version, sha, error: RegistryError | OSError) -> NoReturn:
         """Audit a failed attempt (best effort: the store may be the problem) and re-raise it."""

@@ -11,7 +11,7 @@ import re
 
 from .errors import BaseMismatch, ForbiddenConfig, InvalidArtifact
 from .peft_schema import IA3Schema, LoraSchema, PeftSchema
-from .tensors import TensorInfo
+from .tensors import TensorInfo, key_ref
 
 PREFIX = "base_model.model."
 _LORA_KEY = re.compile(r"^(?P<module>[A-Za-z0-9_.]+)\.lora_(?P<part>[AB])\.weight$")
@@ -25,7 +25,7 @@ def _matches(module: str, names: list[str] | None) -> bool:
 
 def _module_of(key: str, pattern: re.Pattern) -> re.Match:
     if not key.startswith(PREFIX) or not (match := pattern.match(key[len(PREFIX) :])):
-        raise InvalidArtifact(f"adapter_model.safetensors: unexpected tensor {key!r} for this PEFT method")
+        raise InvalidArtifact(f"adapter_model.safetensors: unexpected tensor {key_ref(key)} for this PEFT method")
     return match
 
 

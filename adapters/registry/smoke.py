@@ -1,8 +1,8 @@
 """The default activation check: load the version on a fresh copy of the base and predict.
 
-Inputs come from the artifact's ``examples.json`` (``{"input", "expected"}``); where
-an example says what it expects, the label or the entity spans must match. With no
-examples, the task kind's built-in input must give a finite, well-formed answer.
+Inputs come from the artifact's ``examples.json`` (``{"input", "expected"}``): at least one,
+each with the answer it gave when the artifact was saved, and every answer must match (the
+label, or the entity spans) and be a finite, well-formed distribution over the task's labels.
 """
 
 from __future__ import annotations
@@ -68,11 +68,13 @@ def check_predictions(predictor, artifact, artifact_dir: Path) -> None:
     from .validate import read_examples
 
     examples = read_examples(Path(artifact_dir))
-    inputs = [_plain(e.input) for e in examples] or [predictor.kind.builtin_input]
-    for i, out in enumerate(predictor.predict(inputs)):
+    if not examples:
+        raise ValueError("the artifact has no smoke examples (examples.json is empty or missing)")
+    if any(e.expected is None for e in examples):
+        raise ValueError("every smoke example needs the answer it gave when the artifact was saved")
+    for i, out in enumerate(predictor.predict([_plain(e.input) for e in examples])):
         check_output(out, artifact.manifest.task.labels)
-        if i < len(examples) and examples[i].expected is not None:
-            compare(examples[i].expected, out, i)
+        compare(examples[i].expected, out, i)
 
 
 def _plain(value: Any) -> Any:

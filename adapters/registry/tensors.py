@@ -8,9 +8,11 @@ every claim is checked against the file size before a byte of data is touched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,19 +93,21 @@ def _is_str_map(value) -> bool:
 
 def _entry(name: str, key: str, value, data_start: int) -> TensorInfo:
     if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data_offsets"}:
-        raise InvalidArtifact(f"{name}: tensor {key!r} needs exactly dtype, shape and data_offsets")
+        raise InvalidArtifact(f"{name}: tensor {key_ref(key)} needs exactly dtype, shape and data_offsets")
     dtype, shape, offsets = value["dtype"], value["shape"], value["data_offsets"]
     if dtype not in DTYPE_SIZES:
-        raise InvalidArtifact(f"{name}: tensor {key!r} has dtype {dtype!r}; allowed: {sorted(DTYPE_SIZES)}")
+        raise InvalidArtifact(
+            f"{name}: tensor {key_ref(key)} has dtype {dtype_ref(dtype)}; allowed: {sorted(DTYPE_SIZES)}"
+        )
     if not (isinstance(shape, list) and len(shape) <= 8 and all(_nonneg_int(d) for d in shape)):
-        raise InvalidArtifact(f"{name}: tensor {key!r} has an invalid shape")
+        raise InvalidArtifact(f"{name}: tensor {key_ref(key)} has an invalid shape")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_nonneg_int(o) for o in offsets)):
-        raise InvalidArtifact(f"{name}: tensor {key!r} has invalid data_offsets")
+        raise InvalidArtifact(f"{name}: tensor {key_ref(key)} has invalid data_offsets")
     begin, end = offsets
     if end < begin:
-        raise InvalidArtifact(f"{name}: tensor {key!r} ends before it starts")
+        raise InvalidArtifact(f"{name}: tensor {key_ref(key)} ends before it starts")
     if math.prod(shape) * DTYPE_SIZES[dtype] != end - begin:
-        raise InvalidArtifact(f"{name}: tensor {key!r}: shape {shape} x {dtype} is not {end - begin} bytes")
+        raise InvalidArtifact(f"{name}: tensor {key_ref(key)}: shape {shape} x {dtype} is not {end - begin} bytes")
     return TensorInfo(key, dtype, tuple(shape), data_start + begin, data_start + end)
 
 
@@ -163,3 +167,19 @@ def cross_check_with_library(path: Path, tensors: dict[str, TensorInfo]) -> None
         raise InvalidArtifact(f"{path.name} is not a valid safetensors file: {exc}") from None
     if names != set(tensors):
         raise InvalidArtifact(f"{path.name}: the safetensors library reads different tensor names")
+
+
+_PLAIN_KEY = re.compile(r"^[a-z0-9_.]{1,256}$")  # a module path as PEFT and torch write it
+
+
+def key_ref(key: object) -> str:
+    """How a message names a tensor (or dtype): as written when it looks like a module path, else by a
+    hash (tensor names in an upload are the uploader's text, kept out of error bodies and the audit)."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return repr(key)
+    return "(name sha256:" + hashlib.sha256(str(key).encode("utf-8", "replace")).hexdigest()[:12] + ")"
+
+
+def dtype_ref(dtype: object) -> str:
+    """A dtype code as written (``'U8'``) when it looks like one, else by a hash."""
+    return repr(dtype) if isinstance(dtype, str) and re.fullmatch(r"[A-Z0-9]{1,8}", dtype) else key_ref(dtype)

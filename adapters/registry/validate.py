@@ -8,6 +8,7 @@ fit the served base. Nothing here loads weights into torch or touches the networ
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from .errors import BaseMismatch, ForbiddenConfig, InvalidArtifact, TooLarge, Un
 from .models import ExpectedBase
 from .peft_schema import PeftSchema, parse_peft_config
 from .shapes import check_adapter_tensors
-from .tensors import TensorInfo, check_finite, cross_check_with_library, read_header
+from .tensors import FLOAT_DTYPES, TensorInfo, check_finite, cross_check_with_library, read_header
 
 MiB = 1 << 20
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
@@ -81,15 +82,24 @@ def check_name(name: str) -> str:
         or name in (".", "..")
         or os.path.isabs(name)
     ):
-        raise UnexpectedFile(f"file name {name[:80]!r} is not a plain file name (path tricks are refused)")
+        raise UnexpectedFile(f"file {name_ref(name)} is not a plain file name (path tricks are refused)")
     if name not in ARTIFACT_FILES:
         hint = (
             " (archives are not accepted: push the unpacked artifact folder)"
             if name.lower().endswith(ARCHIVE_SUFFIXES)
             else ""
         )
-        raise UnexpectedFile(f"unexpected file {name[:80]!r}{hint}; allowed: {', '.join(ARTIFACT_FILES)}")
+        raise UnexpectedFile(f"unexpected file {name_ref(name)}{hint}; allowed: {', '.join(ARTIFACT_FILES)}")
     return name
+
+
+def name_ref(name: object) -> str:
+    """How a message names a file: its name when it is one of the artifact's, else only a hash of it
+    (a file name is the uploader's text: it must not reach an error body or the audit log)."""
+    if isinstance(name, str) and name in ARTIFACT_FILES:
+        return repr(name)
+    digest = hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()[:12]
+    return f"(name sha256:{digest})"
 
 
 def check_file_stat(name: str, st: os.stat_result, limits: Limits) -> int:
@@ -173,6 +183,8 @@ def check_base(manifest: Manifest, expected: ExpectedBase | None) -> None:
 def check_head(tensors: dict[str, TensorInfo], manifest: Manifest, hidden_size: int) -> None:
     if set(tensors) != {"classifier.weight", "classifier.bias"}:
         raise InvalidArtifact(f"{HEAD_WEIGHTS} must hold exactly classifier.weight and classifier.bias")
+    if any(t.dtype not in FLOAT_DTYPES for t in tensors.values()):
+        raise InvalidArtifact(f"{HEAD_WEIGHTS}: head weights must be floating point (F16, BF16, F32, F64)")
     labels = manifest.task.num_labels
     rows = tensors["classifier.weight"].shape[0] if tensors["classifier.weight"].shape else 0
     if rows != labels or tensors["classifier.bias"].shape != (rows,):

@@ -38,15 +38,15 @@ def encoded(runtime, items: list[tuple[str, object]]):
     from bedside.adapters.predict import Predictor
 
     predictors = {
-        t: Predictor(runtime.model, s.resident.slot, truncate=runtime.settings.truncate)  # as served
+        t: Predictor(runtime.model, s.resident.slot, runtime.settings.max_length)  # as served
         for t, s in runtime.states.items()
         if s.resident
     }
     missing = sorted({t for t, _ in items} - set(predictors))
     if missing:
         raise ValueError(f"the store has no active adapter for {', '.join(missing)}")
-    rows = [predictors[t].encode(item)[0] for t, item in items]
-    return rows, [predictors[t].name for t, _ in items]
+    pairs = [(row, predictors[t].name) for t, item in items for row in predictors[t].encode(item).rows]
+    return [row for row, _ in pairs], [name for _, name in pairs]
 
 
 def in_process(runtime, items, batches: list[int], rounds: int = 5) -> dict[int, float]:

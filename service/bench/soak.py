@@ -70,8 +70,12 @@ def request_body(rng: random.Random) -> tuple[str, dict]:
 
 
 def ensure_versions(store: Path, task: str) -> list[str]:
-    """The task's versions; with only one stored, push a copy of the active artifact as a new one
-    (the registry accepts an identical artifact as a new version: same sha256, new name)."""
+    """The task's versions; with only one stored, push a copy of the active artifact as a new one:
+    the same weights under another adapter name (identical bytes would be the same version)."""
+    import json
+    import shutil
+    import tempfile
+
     from bedside.adapters.registry import Registry
 
     registry = Registry(store)
@@ -80,7 +84,14 @@ def ensure_versions(store: Path, task: str) -> list[str]:
         active = registry.active(task)
         if active is None:
             raise ValueError(f"{task} has no active version in {store}")
-        registry.push(registry.version_path(task, active.version), task=task, actor="soak")
+        with tempfile.TemporaryDirectory(prefix="bedside-bench-copy-") as tmp:
+            copy = Path(shutil.copytree(registry.version_path(task, active.version), Path(tmp) / "artifact"))
+            for file in copy.iterdir():
+                file.chmod(0o644)  # stored versions are read-only
+            manifest = json.loads((copy / "manifest.json").read_text())
+            manifest["name"] = f"{manifest['name']}-copy"[:128]
+            (copy / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            registry.push(copy, task=task, actor="soak")
         versions = [v.version for v in registry.list(task)]
     return versions
 

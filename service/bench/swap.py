@@ -17,6 +17,7 @@ one request takes under the same load.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,14 @@ async def _swaps(
     events, probes = [], []  # probes: (start, end) of each answered probe request
     stop = asyncio.Event()
     latest: dict[str, Any] = {"version": None, "at": 0.0}
-    files = (
-        [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in sorted(upload_dir.iterdir())]
-        if upload_dir
-        else []
-    )
+    stored = {p.name: p.read_bytes() for p in sorted(upload_dir.iterdir())} if upload_dir else {}
+
+    def files(k: int) -> list:
+        """The artifact's files, its manifest renamed per swap: identical bytes would be the stored version."""
+        manifest = json.loads(stored["manifest.json"])
+        renamed = {**stored, "manifest.json": json.dumps({**manifest, "name": f"{manifest['name']}-u{k}"}).encode()}
+        return [("files", (name, data, "application/octet-stream")) for name, data in renamed.items()]
+
     limits = httpx.Limits(max_connections=clients + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(60.0, connect=5.0), limits=limits) as client:
 
@@ -88,7 +92,7 @@ async def _swaps(
                 upload_ms = None
                 if mode == "uploaded":
                     start = time.perf_counter()
-                    r = await client.post(f"/admin/adapters/{task}", files=files, headers=headers)
+                    r = await client.post(f"/admin/adapters/{task}", files=files(k), headers=headers)
                     upload_ms = 1000 * (time.perf_counter() - start)
                     if r.status_code != 200 or not r.json().get("check", {}).get("ok"):
                         raise RuntimeError(f"upload failed: {r.status_code} {r.text[:300]}")

@@ -53,7 +53,7 @@ def _rows_and_reference(artifact_dir, task):
     model = build_model(load_artifact(artifact_dir), tiny_backbone(seed=0), task)
     predictor = Predictor(model, task)
     items = PAIRS if task == "relations" else TEXTS
-    rows = [predictor.encode(item)[0] for item in items]
+    rows = [predictor.encode(item).rows[0] for item in items]
     assert len({len(row) for row in rows}) > 1, "rows of different lengths exercise padding"
     with torch.inference_mode():
         reference = model(rows, [task] * len(rows))
@@ -117,8 +117,8 @@ def test_mixed_batch_of_adapters(onnx_artifacts, base, cache):
     for task in ("mortality", "ner"):
         manifest = load_artifact(onnx_artifacts[task]).manifest
         model.add(task, export_artifact(onnx_artifacts[task], base, cache, "fp32"), manifest.task, manifest.max_length)
-    seq = Predictor(model, "mortality").encode(TEXTS[0])[0]
-    tok = Predictor(model, "ner").encode(TEXTS[2])[0]
+    seq = Predictor(model, "mortality").encode(TEXTS[0]).rows[0]
+    tok = Predictor(model, "ner").encode(TEXTS[2]).rows[0]
     mixed = model([seq, tok, seq], ["mortality", "ner", "mortality"])
     alone = model([tok], ["ner"])[0]
     assert mixed[0].shape == (2,) and torch.equal(mixed[0], mixed[2])
@@ -241,7 +241,7 @@ def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cac
     for task in TASKS:
         predictor = Predictor(reference, task)
         for item in PAIRS[:2] if task == "relations" else TEXTS[:2] if task != "ner" else TEXTS[1:3]:
-            rows.append(predictor.encode(item)[0])
+            rows.append(predictor.encode(item).rows[0])
             names.append(task)
     order = [5, 0, 7, 2, 4, 1, 6, 3]  # interleave adapters and lengths
     rows, names = [rows[i] for i in order], [names[i] for i in order]

@@ -108,7 +108,7 @@ def test_dockerfile():
     command = [rest for kw, rest in steps if kw == "CMD"][-1]
     assert yaml.safe_load(entry) == ["bedside"]
     cmd = yaml.safe_load(command)
-    assert cmd[0] == "serve" and set(cmd[1::2]) <= {"--port", "--device", "--store", "--backbone", "--backend"}
+    assert cmd[0] == "serve" and set(cmd[1::2]) <= {"--port", "--host", "--device", "--store", "--backbone", "--backend"}
     # Every COPY source exists and passes the BuildKit ignore file beside the Dockerfile.
     allowed = [line[1:].rstrip("/") for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
                if line.startswith("!")]

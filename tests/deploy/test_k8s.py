@@ -164,8 +164,8 @@ def test_deployment(source):
     assert matches(deployment["spec"]["selector"]["matchLabels"], labels)
     (container,) = spec.containers
     ports = {p.name: p.containerPort for p in container.ports}
-    # Probes: BentoML's /livez for startup and liveness, /readyz for readiness, on a declared port.
-    for probe, path in (("startupProbe", "/livez"), ("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
+    # Probes: BentoML's /livez for startup and liveness, bedside's /ready for readiness, on a declared port.
+    for probe, path in (("startupProbe", "/livez"), ("livenessProbe", "/livez"), ("readinessProbe", "/ready")):
         value = getattr(container, probe)
         assert value and value.httpGet and value.httpGet.path == path, probe
         assert value.httpGet.port in ports or value.httpGet.port in ports.values(), probe

@@ -20,12 +20,11 @@ HPA = DEPLOY / "k8s" / "base" / "hpa.yaml"
 
 
 def service_outcomes() -> set[str]:
-    """What service/app.py's _timed can record as outcome= of bedside_requests_total."""
-    from bedside.service.app import _outcome
-    from bedside.service.errors import APIError
+    """What the service can record as outcome= of bedside_requests_total (service/http_log.py)."""
+    from bedside.service.http_log import outcome_of
 
-    statuses = (400, 401, 404, 413, 415, 422, 429, 500, 503, 504)
-    return {"ok", _outcome(Exception())} | {_outcome(APIError(s, "code", "message")) for s in statuses}
+    statuses = (400, 401, 404, 408, 413, 415, 422, 429, 499, 500, 503, 504)
+    return {"ok"} | {outcome_of(s) for s in statuses}
 
 
 OUTCOMES = service_outcomes()

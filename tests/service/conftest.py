@@ -110,6 +110,8 @@ def live_server(tmp_path_factory, artifacts, served_folder):
         poll_interval_s=0.3,
         resident_cap=0,
         threads=1,
+        header_timeout_s=2,
+        body_timeout_s=2,
     )
     env["PYTHONUNBUFFERED"] = "1"  # the log file is read while the server runs
     log_file = root / "server.log"
@@ -124,3 +126,14 @@ def live_server(tmp_path_factory, artifacts, served_folder):
         yield LiveServer(url, store, log_file, process)
     finally:
         stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def http(live_server):
+    """An httpx client on the live server with the predict token."""
+    import httpx
+
+    with httpx.Client(
+        base_url=live_server.url, headers=live_server.predict, timeout=httpx.Timeout(30.0, connect=5.0)
+    ) as client:
+        yield client

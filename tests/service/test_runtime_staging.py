@@ -102,7 +102,7 @@ def test_an_upload_is_checked_and_staged_so_its_activation_only_flips(make_clien
     assert client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()["adapter"]["version"] == "v2"
 
 
-def test_an_upload_that_fails_its_check_is_stored_not_staged_and_keeps_notes_out(make_client, artifacts, tmp_path):
+def test_an_upload_that_fails_its_check_is_refused_stores_nothing_and_keeps_notes_out(make_client, artifacts, tmp_path):
     canary = "CANARY-NOTE-7731"
     folder = tmp_path / "wrong"
     shutil.copytree(artifacts[1]["mortality"], folder)
@@ -110,9 +110,9 @@ def test_an_upload_that_fails_its_check_is_stored_not_staged_and_keeps_notes_out
     (folder / "examples.json").write_text(json.dumps(examples))  # one of the two must be wrong
     client, engine = make_client(resident_cap=0)
     r = upload(client, folder)
-    assert r.status_code == 200, r.text
-    check = r.json()["check"]
-    assert check["ok"] is False and "expected" in check["reason"] and canary.lower() not in r.text.lower()
+    assert r.status_code == 422 and r.json()["error"] == "smoke_failed", r.text
+    assert "expected" in r.json()["message"] and canary.lower() not in r.text.lower()
     assert not engine.runtime.swaps.staged
+    assert [v.version for v in engine.runtime.registry.list("mortality")] == ["v1"]  # nothing stored
     r = client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN)
-    assert r.status_code == 422 and canary.lower() not in r.text.lower()
+    assert r.status_code == 404 and canary.lower() not in r.text.lower()

@@ -96,3 +96,19 @@ def test_empty_split_and_cpu_precision_are_refused(synth, tmp_path):
         train(
             task, splits, fast(precision="bf16", device="cpu"), tmp_path / "p", backbone=tiny_backbone(), progress=False
         )
+
+
+@pytest.mark.parametrize("strategy", ["truncate", "head_tail", "chunks"])
+def test_every_long_input_strategy_trains_and_serves_the_same_way(strategy, synth, tmp_path):
+    task = PRESETS["mortality"]
+    splits = small(load_dataset(synth["mortality"], task), 12)
+    settings = fast(max_length=16, long_input=strategy, chunk_pool="max")  # the synthetic notes are longer
+    result = train(task, splits, settings, tmp_path / "a", backbone=tiny_backbone(), progress=False)
+    art = load_artifact(result.artifact)
+    assert art.manifest.long_input.strategy == strategy and art.manifest.long_input.pool == "max"
+    model = build_model(art, tiny_backbone(), name="x")
+    (answer,) = Predictor(model, "x").predict([splits["test"][0].text])
+    assert answer["strategy"] == {"chunks": "chunks:max"}.get(strategy, strategy)
+    assert answer["windows"] == (1 if strategy != "chunks" else answer["windows"]) and answer["windows"] >= 1
+    if strategy == "chunks":
+        assert answer["windows"] > 1

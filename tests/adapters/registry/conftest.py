@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import save_task_artifacts
+from tests.helpers import edit_json, save_task_artifacts
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +29,16 @@ def built(tmp_path_factory):
 
 @pytest.fixture()
 def artifact(built, tmp_path):
-    """``artifact("ner", seed=1)``: a private, editable copy of a built artifact."""
+    """``artifact("ner", seed=1)``: a private, editable copy of a built artifact; ``variant=k`` renames
+    it in the manifest, so its bytes differ (the registry stores identical bytes once)."""
     count = iter(range(1000))
 
-    def copy(task: str = "mortality", seed: int = 0) -> Path:
-        return Path(shutil.copytree(built[seed][task], tmp_path / f"src-{task}-{seed}-{next(count)}"))
+    def copy(task: str = "mortality", seed: int = 0, variant: int = 0) -> Path:
+        path = Path(shutil.copytree(built[seed][task], tmp_path / f"src-{task}-{seed}-{next(count)}"))
+        if variant:
+            manifest = json.loads((path / "manifest.json").read_text())
+            edit_json(path / "manifest.json", name=f"{manifest['name']}-{variant}")
+        return path
 
     return copy
 

@@ -52,10 +52,10 @@ def test_push_list_show_activate(registry, artifact):
 
 
 def test_versions_are_numbered_by_the_registry_and_never_reused(registry, artifact):
-    assert [registry.push(artifact()).version for _ in range(3)] == ["v1", "v2", "v3"]
+    assert [registry.push(artifact(variant=k)).version for k in range(3)] == ["v1", "v2", "v3"]
     registry.delete("mortality", "v3")
     registry.delete("mortality", "v2")
-    assert registry.push(artifact()).version == "v4"
+    assert registry.push(artifact(variant=3)).version == "v4"
     assert [v.version for v in registry.list("mortality")] == ["v1", "v4"]
 
 
@@ -128,7 +128,7 @@ def test_ia3_adapters_push_and_activate(registry, tmp_path):
     from bedside.adapters.multi import MultiAdapterModel
     from bedside.adapters.tasks import PRESETS
     from bedside.adapters.tiny import tiny_backbone
-    from tests.helpers import task_manifest
+    from tests.helpers import smoke_examples, task_manifest
 
     model = MultiAdapterModel(tiny_backbone(seed=0))
     task = PRESETS["length_of_stay"]
@@ -137,7 +137,8 @@ def test_ia3_adapters_push_and_activate(registry, tmp_path):
     )
     model.add_adapter(task.name, task, build_head(task.kind, 32, task.num_labels), config)
     model.eval()
-    path = save_from_model(tmp_path / "ia3", model, task.name, task_manifest(model, task.name, method=Method.ia3))
+    manifest = task_manifest(model, task.name, method=Method.ia3)
+    path = save_from_model(tmp_path / "ia3", model, task.name, manifest, smoke_examples(model, task.name))
     assert registry.push(path, activate=True).active
 
 
@@ -263,7 +264,9 @@ def test_r26_rollback_is_atomic_and_audited(registry, artifact):
     assert registry.active("mortality").version == "v1"
     assert audit_tail(registry) == [("rollback", "mortality", "v1", "ok")]
     assert registry.audit_entries()[-1].reason == "replaced v2"
-    assert registry.rollback("mortality").version == "v2"  # a rollback can itself be undone
+    with pytest.raises(NotFound, match="no previous"):  # a rollback walks back; it does not toggle
+        registry.rollback("mortality")
+    assert registry.activate("mortality", "v2").version == "v2"  # undoing one is an activation
     task_dir = registry.root / "tasks" / "mortality"
     assert not [p for p in task_dir.iterdir() if p.name.endswith(".tmp")]  # write-temp + replace left nothing
 
@@ -397,3 +400,70 @@ def test_reactivating_the_active_version_changes_nothing(registry, artifact):
     assert registry.state_token() == token
     assert registry.audit_entries()[-1].reason == "already active"
     assert registry.rollback("mortality").version == "v1"
+
+
+# -- row 38: compare-and-set, rollback through the history; row 39: identical uploads ----------------------
+def test_r38_each_rollback_goes_one_step_further_back(registry, artifact):
+    for variant in range(3):
+        registry.push(artifact(variant=variant), activate=True)
+    assert registry.active("mortality").version == "v3"
+    assert registry.rollback("mortality").version == "v2"
+    assert registry.rollback("mortality").version == "v1"
+    with pytest.raises(NotFound, match="no previous"):
+        registry.rollback("mortality")
+    pointer = json.loads((registry.root / "tasks" / "mortality" / "active.json").read_text())
+    assert pointer["active"] == "v1" and pointer["history"] == [] and pointer["previous"] is None
+
+
+def test_r38_activation_with_a_stale_expected_version_is_a_conflict(registry, artifact):
+    registry.push(artifact(), activate=True)
+    registry.push(artifact(seed=1))
+    with pytest.raises(Conflict, match="active version is v1, not v7"):
+        registry.activate("mortality", "v2", expected="v7")
+    assert registry.active("mortality").version == "v1"
+    assert registry.activate("mortality", "v2", expected="v1").version == "v2"
+    with pytest.raises(Conflict):
+        registry.rollback("mortality", expected="v1")  # somebody else moved it: v2 is active
+    registry.deactivate("mortality", expected="v2")
+    assert registry.active("mortality") is None
+    assert registry.rollback("mortality", expected="none").version == "v2"
+    actions = [(e.action, e.outcome) for e in registry.audit_entries()][-5:]
+    assert actions == [
+        ("activate", "refused"),
+        ("activate", "ok"),
+        ("rollback", "refused"),
+        ("deactivate", "ok"),
+        ("rollback", "ok"),
+    ]
+
+
+def test_r39_an_identical_push_stores_nothing_and_returns_the_stored_version(registry, artifact):
+    first = registry.push(artifact(), activate=True)
+    again = registry.push(artifact())
+    assert again.version == first.version == "v1" and again.sha256 == first.sha256
+    assert [v.version for v in registry.list("mortality")] == ["v1"]
+    assert registry.audit_entries()[-1].reason == "identical: nothing stored"
+
+
+def test_r39_a_push_that_fails_its_check_stores_nothing(registry, artifact):
+    src = artifact()
+    examples = json.loads((src / "examples.json").read_text())
+    examples[0]["expected"] = {"label": "died" if examples[0]["expected"]["label"] == "survived" else "survived"}
+    (src / "examples.json").write_text(json.dumps(examples))
+    with pytest.raises(SmokeFailed):
+        registry.push(src, check=True)
+    assert registry.list("mortality") == [] and not list((registry.root / ".staging").glob("push-*"))
+    assert audit_tail(registry) == [("push", "mortality", None, "refused")]
+
+
+def test_r39_an_artifact_without_smoke_examples_is_refused_at_activation(registry, artifact):
+    src = artifact()
+    (src / "examples.json").write_text("[]")
+    info = registry.push(src)
+    with pytest.raises(SmokeFailed, match="no smoke examples"):
+        registry.activate("mortality", info.version)
+    src = artifact(variant=1)
+    edit = json.loads((src / "examples.json").read_text())
+    (src / "examples.json").write_text(json.dumps([{"input": e["input"]} for e in edit]))  # no recorded answers
+    with pytest.raises(SmokeFailed, match="needs the answer"):
+        registry.push(src, activate=True)

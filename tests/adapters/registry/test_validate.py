@@ -258,3 +258,14 @@ def test_examples_must_be_input_expected_items(artifact, registry):
     (src / "examples.json").write_text(json.dumps([{"text": "x"}]))
     with pytest.raises(InvalidArtifact, match="examples.json"):
         registry.push(src)
+
+
+def test_integer_head_weights_are_refused(registry, artifact):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src = artifact()
+    state = load_file(src / "head.safetensors")
+    save_file({k: v.to(torch.int64) for k, v in state.items()}, src / "head.safetensors")
+    with pytest.raises(InvalidArtifact, match="floating point"):
+        registry.push(src)

@@ -8,6 +8,7 @@ import json
 import pickle
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -102,42 +103,44 @@ LONG_ITEM = {
 }
 
 
-def test_r03_over_the_token_limit_is_422_by_default(client, engine, monkeypatch):
-    for task, body in [
-        ("mortality", {"texts": [TEXT, LONG]}),
-        ("ner", {"texts": [LONG]}),
-        ("relations", {"items": [LONG_ITEM]}),
-    ]:
-        error = assert_clear(predict(client, task, **body), 422, "too_long")
-        assert "limit is 64" in error["message"]
-    assert_clear(client.post("/extract", json={"text": LONG}), 422, "too_long")
-    # the service's max_length setting overrides the adapter's limit
-    monkeypatch.setattr(engine.settings, "max_length", 8)
-    assert_clear(predict(client, "mortality", texts=[TEXT]), 422, "too_long")
+def test_r03_whole_notes_are_answered_and_say_how(client, engine):
+    r = predict(client, "mortality", texts=[TEXT, LONG])
+    assert r.status_code == 200, r.text
+    short, long = r.json()["results"]
+    assert short["windows"] == 1 and short["strategy"] == "whole" and "tokens_not_read" not in short
+    assert long["strategy"] == "truncate" and long["tokens_not_read"] > 0  # the adapter's stated strategy
+    r = predict(client, "ner", texts=[LONG])
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["results"]
+    assert result["windows"] > 1 and result["strategy"] == "windows"
+    assert all(LONG[e["start"] : e["end"]] == e["text"] for e in result["entities"])
+    r = predict(client, "relations", items=[LONG_ITEM])
+    assert r.status_code == 200 and r.json()["results"][0]["strategy"] == "local window", r.text
+    r = client.post("/extract", json={"text": LONG})
+    assert r.status_code == 200 and r.json()["note"]["windows"] > 1, r.text
 
 
-def test_r03_truncation_only_where_configured_and_flagged(client, engine, monkeypatch, before):
-    monkeypatch.setattr(engine.settings, "truncate", True)
-    for task, body in [
-        ("mortality", {"texts": [TEXT, LONG]}),
-        ("ner", {"texts": [LONG]}),
-        ("relations", {"items": [LONG_ITEM]}),
-    ]:
-        r = predict(client, task, **body)
-        assert r.status_code == 200, r.text
-        results = r.json()["results"]
-        assert results[-1]["truncated"] is True
-        if task == "mortality":
-            assert "truncated" not in results[0]  # only the over-long input is flagged
-        if task == "ner":  # words past the cut are tagged O, offsets stay in the text
-            assert all(LONG[e["start"] : e["end"]] == e["text"] for e in results[0]["entities"])
-    assert_server_up(client, before)
+def test_r03_over_the_request_caps_is_413_before_any_forward(client, engine, monkeypatch):
+    monkeypatch.setattr(engine.batcher, "submit", lambda *a: pytest.fail("a forward was asked for"))
+    monkeypatch.setattr(engine, "limits", replace(engine.limits, max_tokens=50))
+    for task, body in [("mortality", {"texts": [LONG]}), ("ner", {"texts": [LONG]}), ("ner", {"texts": [TEXT] * 10})]:
+        error = assert_clear(predict(client, task, **body), 413, "too_large")
+        assert "over 50 tokens" in error["message"]
+    monkeypatch.setattr(engine.settings, "max_text_chars", 100)
+    assert_clear(predict(client, "mortality", texts=[LONG]), 413, "too_large")
+    assert_clear(client.post("/extract", json={"text": LONG}), 413, "too_large")
+
+
+def test_r10_a_pair_whose_entities_cannot_share_a_row_is_422(client, engine):
+    """D10: a relation is never scored with one of its entities cut away."""
+    far = {"text": LONG_ITEM["text"], "head": {"start": 0, "end": 6}, "tail": LONG_ITEM["tail"]}
+    assert_clear(predict(client, "relations", items=[far]), 422, "entities_too_far")
 
 
 # -- 4. big bodies -------------------------------------------------------------------------------------------
 @pytest.fixture()
 def no_parsing(monkeypatch):
-    from bedside.service import app as service_app
+    from bedside.service import request_body as service_app
 
     def refuse(raw):
         pytest.fail("the body was parsed")
@@ -265,19 +268,19 @@ def test_r05_bad_encoding_and_malformed_json_are_400_never_500(client, engine, r
 @pytest.mark.parametrize(
     "text, mortality, ner",
     [
-        ("\u4e2d" * 5000, "too_long", "too_long"),  # CJK: one token per character
-        ("!" * 5000, "too_long", "too_long"),  # punctuation: one token each
-        ("!?" * 20, 200, 200),  # ... within the limit
-        # "a" + combining accent: accents are stripped, so one long word ([UNK]) for the sequence task;
-        # NER splits words at the accent: 2500 one-token words
-        ("a\u0301" * 2500, 200, "too_long"),
+        ("\u4e2d" * 5000, "mostly_unknown", "mostly_unknown"),  # CJK: one [UNK] per character
+        ("!" * 5000, 200, 200),  # punctuation: one token each, a long note read in windows
+        ("!" * 40_000, "too_large", "too_large"),  # ... over the request's token cap
+        ("!?" * 20, 200, 200),
+        # "a" + combining accent: one long word (its accents belong to it): a single [UNK]
+        ("a\u0301" * 2500, "mostly_unknown", "mostly_unknown"),
         ("\u0301" * 5000, "invalid_input", "invalid_input"),  # only accents: nothing left once tokenised
-        # emoji: one long word for the sequence task, 3000 words for NER
-        ("\U0001f600" * 3000, 200, "too_long"),
+        # emoji: one long word ([UNK]) for the sequence task, 3000 [UNK] words for NER
+        ("\U0001f600" * 3000, "mostly_unknown", "mostly_unknown"),
         ("chest pain \u202e\u202d\u2066 lasix", 200, 200),  # bidi overrides and isolates
         ("chest\x00pain\x07\x1b[31m lasix\x7f", 200, 200),  # control characters, an ANSI escape
         ("\ufeff\u200b\u200c\u200d" + TEXT, 200, 200),  # BOM and zero-width characters
-        ("x" * 99_999, 200, 200),  # one huge word -> [UNK]
+        ("x" * 99_999, "mostly_unknown", "mostly_unknown"),  # one huge word: a lone [UNK] is not text
     ],
 )
 def test_r06_hostile_unicode_is_limited_on_tokens_in_bounded_time(client, engine, text, mortality, ner):
@@ -287,7 +290,7 @@ def test_r06_hostile_unicode_is_limited_on_tokens_in_bounded_time(client, engine
         elapsed = time.perf_counter() - t0
         assert elapsed < 3.0, f"{task}: {elapsed:.1f} s"
         if expected != 200:
-            assert_clear(r, 422, expected)
+            assert_clear(r, 413 if expected == "too_large" else 422, expected)
         else:
             assert r.status_code == 200, (task, r.status_code, r.text[:200])
         if expected == 200 and task == "ner":
@@ -587,7 +590,7 @@ def test_r31_phi_canary_never_in_logs_metrics_or_error_bodies(client, engine, mo
     assert send("/extract", json={"text": f"chest pain treated with iv lasix {CANARY}"}).status_code == 200
     # invalid
     for payload in [
-        {"task": "mortality", "texts": [" ".join([note] * 100)]},
+        {"task": "mortality", "texts": [" ".join([note] * 12000)]},  # over the characters of a text
         {"task": CANARY, "texts": [note]},
         {"task": "mortality", "texts": note},
         {"task": "mortality", "texts": [note], CANARY: note},
@@ -620,7 +623,7 @@ def test_r31_phi_canary_never_in_logs_metrics_or_error_bodies(client, engine, mo
     assert send("/predict", json={"task": "mortality", "texts": [note]}).status_code == 500
     monkeypatch.setattr(engine.batcher, "run", run)
 
-    def bad_decode(self, row, logits, context):
+    def bad_decode(self, item, logits):
         raise KeyError(f"cannot decode {CANARY}")
 
     monkeypatch.setattr(Predictor, "decode", bad_decode)
@@ -656,3 +659,167 @@ def test_r31_phi_canary_never_in_logs_metrics_or_error_bodies(client, engine, mo
     ]:
         assert CANARY.lower() not in text.lower(), f"the canary leaked into {where}"
     assert engine.runtime.registry.audit_entries() is not None
+
+
+# -- 32 (D1). integers of thousands of digits ------------------------------------------------------------
+def test_r32_integers_of_thousands_of_digits_are_400_never_500(client, engine):
+    huge = "1" * 5000
+    for path, raw in [
+        ("/predict", '{"task": "mortality", "texts": ["x"], "n": ' + huge + "}"),
+        ("/extract", '{"text": "x", "n": ' + huge + "}"),
+        (
+            "/predict",
+            '{"task": "relations", "items": [{"text": "lasix for edema", "head": {"start": '
+            + huge
+            + ', "end": 5}, "tail": {"start": 10, "end": 15}}]}',
+        ),
+    ]:
+        body = assert_clear(client.post(path, content=raw.encode(), headers=JSON), 400, "invalid_json")
+        assert huge[:50] not in body["message"]
+
+
+# -- 2 (D8). strict types: no coercion of strings, floats or booleans into numbers ---------------------------
+@pytest.mark.parametrize("head", [{"start": "0", "end": "5"}, {"start": False, "end": True}, {"start": 0.0, "end": 5}])
+def test_r02_span_fields_take_integers_only(client, engine, head):
+    item = {**REL_ITEM, "head": head}
+    assert_clear(predict(client, "relations", items=[item]), 422, "invalid_request")
+    assert_clear(predict(client, "mortality", texts=[7]), 422, "invalid_request")
+
+
+# -- 36 (D9). strings that tokenise to almost nothing -----------------------------------------------------
+@pytest.mark.parametrize("text", ["1" * 100_000, "\U0001f600" * 50_000, "\u4e2d\u6587" * 2000])
+def test_r36_mostly_unknown_text_is_422_for_every_kind(client, engine, text):
+    for task in ("mortality", "ner"):
+        r = predict(client, task, texts=[text])
+        assert r.status_code in (413, 422), (task, r.status_code)
+        assert r.json()["error"] in ("mostly_unknown", "too_large")
+    item = {
+        "text": text[:1000] + " lasix for edema",
+        "head": {"start": 1001, "end": 1006},
+        "tail": {"start": 1011, "end": 1016},
+    }
+    assert predict(client, "relations", items=[item]).status_code in (200, 422)  # a pair reads its local window
+
+
+# -- 35 (D4). over-long texts are measured before tokenising, and tokenised off the event loop ---------------
+def test_r35_character_caps_refuse_before_tokenising(client, engine, monkeypatch):
+    calls = []
+    monkeypatch.setattr(engine.runtime, "lease", lambda task: calls.append(task) or pytest.fail("leased"))
+    text = "!?" * (engine.settings.max_text_chars // 2 + 1)
+    assert_clear(predict(client, "ner", texts=[text]), 413, "too_large")
+    assert_clear(client.post("/extract", json={"text": text}), 413, "too_large")
+    assert not calls
+
+
+def test_r35_long_notes_are_tokenised_in_the_worker_thread(client, engine, monkeypatch):
+    import threading
+
+    from bedside.adapters.predict import Predictor
+
+    where = []
+    encode = Predictor.encode
+
+    def spy(self, item, budget=None):
+        where.append(threading.current_thread().name)
+        return encode(self, item, budget)
+
+    monkeypatch.setattr(Predictor, "encode", spy)
+    assert predict(client, "ner", texts=["chest pain treated with iv lasix"]).status_code == 200
+    assert predict(client, "ner", texts=["chest pain treated with iv lasix . " * 200]).status_code == 200
+    assert not where[0].startswith("bedside-tokenize") and where[1].startswith("bedside-tokenize")
+
+
+# -- 34 (D6). a body that stops arriving -----------------------------------------------------------------
+def test_r34_a_body_that_stops_arriving_is_408_and_frees_its_slot(shared, monkeypatch):
+    from bedside.service.app import create_app
+
+    _, engine, _ = shared
+    monkeypatch.setattr(engine.settings, "body_timeout_s", 0.3)
+    app = create_app(engine.settings, lambda: engine)
+    sent, calls = [], [0]
+
+    async def receive():
+        calls[0] += 1
+        if calls[0] == 1:
+            return {"type": "http.request", "body": b'{"task": "mortality", ', "more_body": True}
+        await asyncio.sleep(3600)  # the rest never comes
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    t0 = time.perf_counter()
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 5))
+    assert sent[0]["status"] == 408 and time.perf_counter() - t0 < 2
+    assert leases(engine) == 0
+
+
+# -- 12. a client gone while its rows wait: they are withdrawn, and the request ends as the client's --------
+def test_r12_rows_of_a_client_that_disconnected_are_never_forwarded(shared, monkeypatch, before):
+    from bedside.service.app import create_app
+
+    client, engine, _ = shared
+    calls = []
+    monkeypatch.setattr(engine.batcher, "max_wait", 0.0)
+    slow_forward(monkeypatch, engine, 0.5, calls)
+    app = create_app(engine.settings, lambda: engine)
+    statuses = []
+
+    async def one(text: str, leave_after: float | None):
+        body = json.dumps({"task": "mortality", "texts": [text] * 5}).encode()
+        state = {"sent": False}
+
+        async def receive():
+            if not state["sent"]:
+                state["sent"] = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            if leave_after is None:
+                await asyncio.sleep(3600)
+            await asyncio.sleep(leave_after)
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/predict",
+            "raw_path": b"/predict",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1),
+            "server": ("testserver", 80),
+        }
+        await app(scope, receive, send)
+
+    async def go():
+        first = asyncio.create_task(one(TEXT, None))  # occupies the model for 0.5 s
+        await asyncio.sleep(0.1)
+        await one("routine follow up", 0.05)  # queued behind it, then gone
+        await first
+
+    asyncio.run(go())
+    assert 499 in statuses and 200 in statuses
+    assert calls == [5], f"the gone client's rows were forwarded: {calls}"
+    idle(engine)
+    monkeypatch.undo()
+    assert_server_up(client, before)

@@ -1,0 +1,119 @@
+"""The strategy interface every task kind implements, and what a request becomes (:class:`EncodedItem`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..encoding import EncodedRow, Encoder
+from ..examples import Example
+from ..heads import Head
+from ..limits import Budget
+from ..tasks import TaskKind, TaskSpec
+
+
+@dataclass
+class EncodedItem:
+    """One example or request item as model rows (one, or a window each), and what decoding needs."""
+
+    rows: list[EncodedRow]
+    context: Any = None
+    strategy: str = "whole"  # how the input was read: whole, windows, truncate, head_tail, chunks
+    info: dict[str, Any] = field(default_factory=dict)  # reported in the answer (e.g. truncated tokens)
+
+    @property
+    def windows(self) -> int:
+        return len(self.rows)
+
+
+class KindStrategy:
+    """The behaviour of one task kind. Subclasses set the class attributes and override what differs."""
+
+    kind: ClassVar[TaskKind]
+    head: ClassVar[type[Head]]
+    example_type: ClassVar[type]
+    primary_metric: ClassVar[str]  # picks the best epoch
+    request_field: ClassVar[str] = "texts"  # what a /predict request carries for this kind
+    request_hint: ClassVar[str] = "this task takes 'texts'"
+    auto_model: ClassVar[str] = "AutoModelForSequenceClassification"  # the transformers baseline's class
+    pipeline_task: ClassVar[str] = "text-classification"
+
+    # -- training examples ------------------------------------------------------------
+    def encode(self, encoder: Encoder, example: Example) -> EncodedRow:
+        """A labelled (or unlabelled) training example -> its first row."""
+        return self.encode_example(encoder, example).rows[0]
+
+    def encode_example(self, encoder: Encoder, example: Example) -> EncodedItem:
+        """A training example -> its rows (one; several for a sequence task read by chunks)."""
+        if not isinstance(example, self.example_type):
+            raise TypeError(f"task {encoder.task.name!r} ({self.kind.value}) cannot encode {type(example).__name__}")
+        return EncodedItem([self._encode(encoder, example)])
+
+    def _encode(self, encoder: Encoder, example: Any) -> EncodedRow:
+        raise NotImplementedError
+
+    def request_item(self, example: Any) -> Any:
+        """An example as a request would send it (smoke examples in artifacts)."""
+        return example.text
+
+    def gold(self, example: Any) -> Any:
+        """What an example's prediction is scored against (a label, or a tag list)."""
+        return example.label
+
+    # -- requests -----------------------------------------------------------------------
+    def encode_request(self, encoder: Encoder, item: Any, budget: Budget) -> EncodedItem:
+        """A raw request item (a note of any length, or a pair item) -> its rows and decoding context;
+        raises :class:`~..limits.InputRefused` when it passes a limit of ``budget``."""
+        raise NotImplementedError
+
+    def is_empty(self, item: EncodedItem, n_special: int) -> bool:
+        """True when nothing of the input survived tokenisation (e.g. only control characters)."""
+        return False
+
+    # -- answers ------------------------------------------------------------------------
+    def logits(self, item: EncodedItem, rows: Sequence[torch.Tensor]) -> torch.Tensor:
+        """One item's answer logits from its rows' logits (one row: that row's)."""
+        return rows[0]
+
+    def decode(self, task: TaskSpec, item: EncodedItem, rows: Sequence[torch.Tensor]) -> dict[str, Any]:
+        from ..decoding import label_output
+
+        return {**label_output(task, self.logits(item, rows)), **self.how(item)}
+
+    @staticmethod
+    def how(item: EncodedItem) -> dict[str, Any]:
+        """How the input was read, said in every answer (never silently truncated)."""
+        return {"windows": item.windows, "strategy": item.strategy, **item.info}
+
+    def predictions(self, task: TaskSpec, items: Sequence[EncodedItem], logits: Sequence[torch.Tensor]) -> list:
+        """One label per item (sequence, pair) or one tag list per item (token); ``logits``: per item."""
+        return [task.labels[int(i)] for i in self.probabilities(logits).argmax(1)]
+
+    @staticmethod
+    def probabilities(logits: Sequence[torch.Tensor]) -> np.ndarray:
+        """[n, L] class probabilities (float32, as evaluation has always scored them)."""
+        return torch.stack([torch.softmax(lg.float(), -1) for lg in logits]).numpy()
+
+    # -- scoring ------------------------------------------------------------------------
+    def metrics(self, task: TaskSpec, gold, pred, scores=None) -> dict[str, float]:
+        raise NotImplementedError
+
+    def score(
+        self, task: TaskSpec, gold: list, items: Sequence[EncodedItem], logits: Sequence[torch.Tensor]
+    ) -> tuple[dict[str, float], list]:
+        """Metrics of the items' logits (one tensor per item) against gold labels, and the predictions."""
+        pred = self.predictions(task, items, logits)
+        return self.metrics(task, gold, pred), pred
+
+    # -- benchmarks -------------------------------------------------------------------------
+    def placeholder_row(self, ids: list[int]) -> EncodedRow:
+        """A row of given token ids shaped for this kind's head (speed benchmarks)."""
+        return EncodedRow(ids, self.kind, n_words=len(ids) - 2)
+
+    def pipeline_input(self, item: Any) -> tuple[str, dict[str, Any]]:
+        """A request item as a transformers ``pipeline`` call takes it: (text, call options)."""
+        return item, {"truncation": True, "max_length": 128}

@@ -1,0 +1,101 @@
+"""Pair tasks (relations): a label for two marked entities, each pair read in a local window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ..encoding import mark_entities
+from ..examples import PairExample, Span
+from ..heads import PairHead
+from ..limits import Budget, InputRefused
+from ..tasks import TaskKind
+from .base import EncodedItem, KindStrategy
+
+CONTEXT_CHARS_PER_TOKEN = 6  # a local window reaches this many characters per row token beyond the entities
+
+
+class PairKind(KindStrategy):
+    kind = TaskKind.pair
+    head = PairHead
+    example_type = PairExample
+    primary_metric = "relation_f1"
+    request_field = "items"
+    request_hint = "a pair task takes 'items' ({text, head, tail})"
+    # i2b2 2010: which entity types form a candidate pair, as (head, tail) types.
+    CANDIDATE_TYPES: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {("treatment", "problem"), ("test", "problem"), ("problem", "problem")}
+    )
+
+    def _encode(self, encoder, example):
+        return encoder.encode_pair(example.text, example.head, example.tail, example.label)
+
+    def encode_request(self, encoder, item: dict, budget: Budget) -> EncodedItem:
+        text, head, tail = item["text"], as_span(item["head"]), as_span(item["tail"])
+        if head.end > len(text) or tail.end > len(text):
+            raise InputRefused("an entity span is outside the text")
+        local, head, tail = local_window(text, head, tail, encoder.max_length * CONTEXT_CHARS_PER_TOKEN)
+        row = encoder.encode_pair(local, head, tail, strict=True)
+        budget.spend(tokens=len(row.input_ids), words=2)
+        return EncodedItem([row], strategy="local window" if local is not text else "whole")
+
+    def request_item(self, example):
+        return {
+            "text": example.text,
+            "head": {"start": example.head.start, "end": example.head.end},
+            "tail": {"start": example.tail.start, "end": example.tail.end},
+        }
+
+    def metrics(self, task, gold, pred, scores=None):
+        from ..metrics import pair_metrics
+
+        return pair_metrics(task, gold, pred)
+
+    def placeholder_row(self, ids):
+        from ..encoding import EncodedRow
+
+        return EncodedRow(ids, self.kind, n_words=len(ids) - 2, markers=(1, 3))
+
+    def pipeline_input(self, item):
+        text, _, _ = mark_entities(item["text"], as_span(item["head"]), as_span(item["tail"]))
+        return text, {"truncation": True, "max_length": 128}
+
+    @classmethod
+    def candidate_pairs(cls, types: Sequence[str], groups: Sequence[Any] | None = None) -> list[tuple[int, int]]:
+        """The i2b2 candidate pairs among entities of ``types``, as (head, tail) indices: every
+        treatment or test with a problem (the treatment/test first), and every two problems
+        (the earlier first). ``groups`` (e.g. sentence numbers): pairs only within one group."""
+        pairs = []
+        for i in range(len(types)):
+            for j in range(i + 1, len(types)):
+                if groups is not None and groups[i] != groups[j]:
+                    continue
+                if (types[i], types[j]) in cls.CANDIDATE_TYPES:
+                    pairs.append((i, j))
+                elif (types[j], types[i]) in cls.CANDIDATE_TYPES:
+                    pairs.append((j, i))
+        return pairs
+
+
+def local_window(text: str, head: Span, tail: Span, reach: int) -> tuple[str, Span, Span]:
+    """The part of ``text`` within ``reach`` characters of the two entities (cut at white space),
+    with the spans moved into it; the whole text when it is short enough."""
+    lo, hi = min(head.start, tail.start), max(head.end, tail.end)
+    start, end = max(0, lo - reach), min(len(text), hi + reach)
+    if start == 0 and end == len(text):
+        return text, head, tail
+    while start > 0 and not text[start - 1].isspace() and lo - start < 2 * reach:
+        start -= 1
+    while end < len(text) and not text[end].isspace() and end - hi < 2 * reach:
+        end += 1
+    return (text[start:end], Span(head.start - start, head.end - start), Span(tail.start - start, tail.end - start))
+
+
+def as_span(value: Any) -> Span:
+    """A span from a Span, ``{"start", "end"}`` or a (start, end) pair."""
+    if isinstance(value, Span):
+        return value
+    if isinstance(value, dict):
+        return Span(int(value["start"]), int(value["end"]))
+    start, end = value
+    return Span(int(start), int(end))

@@ -1,0 +1,55 @@
+"""Words, sentences and offsets of raw clinical text, in code points of the original string.
+
+A word is a run of letters and digits (joined by ``-`` or ``'``) or one other visible
+character. Combining marks belong to the word they follow (a decomposed ``é`` stays one
+word), and invisible format characters (soft hyphens, zero-width spaces and joiners, word
+joiners, byte-order marks) neither end a word nor reach the model: the model sees
+:attr:`Word.text`, the answer's offsets cover the original characters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .examples import Span
+
+COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+INVISIBLE = "\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff"
+_PART = rf"\w|[{COMBINING}]"  # a word character, or a combining mark (it belongs to its word)
+_RUN = rf"(?:{_PART})(?:[{INVISIBLE}]*(?:{_PART}))*"  # invisible characters only inside a word
+WORD = re.compile(rf"{_RUN}(?:[-'](?:{_RUN}))*|[^\s{INVISIBLE}{COMBINING}]")
+_DROP = dict.fromkeys(range(0x200B, 0x2010)) | dict.fromkeys(range(0x2060, 0x2065))
+_DROP.update({0xAD: None, 0x180E: None, 0xFEFF: None})
+# A sentence ends after . ! ? (and closing quotes or brackets) followed by white space, or at a line break.
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)|\n")
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str  # what the model reads (invisible characters removed)
+    span: Span  # where it is in the original text
+
+
+def split_words(text: str) -> list[tuple[str, Span]]:
+    """Words and punctuation of ``text`` with their spans in it (i2b2-like tokens)."""
+    return [(m.group().translate(_DROP), Span(m.start(), m.end())) for m in WORD.finditer(text)]
+
+
+def count_words(text: str) -> int:
+    """How many words :func:`split_words` would find, without building them."""
+    return sum(1 for _ in WORD.finditer(text))
+
+
+def sentence_ids(text: str, spans: list[Span]) -> list[int]:
+    """The sentence (or line) each word belongs to, numbered from 0 in text order."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    ids, sentence, cursor = [], 0, 0
+    for span in spans:
+        while cursor < len(ends) and ends[cursor] <= span.start:
+            cursor += 1
+            sentence += 1
+        ids.append(sentence)
+    # renumber densely: empty sentences (blank lines) leave no gaps
+    dense: dict[int, int] = {}
+    return [dense.setdefault(i, len(dense)) for i in ids]

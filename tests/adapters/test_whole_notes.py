@@ -1,0 +1,113 @@
+"""Whole notes through the task kinds: windows, each word's tag, entities across windows, offsets."""
+
+from __future__ import annotations
+
+import torch
+
+from bedside.adapters.encoding import Encoder
+from bedside.adapters.interface import Slot, predict_rows
+from bedside.adapters.kinds import strategy
+from bedside.adapters.limits import Budget
+from bedside.adapters.predict import Predictor
+from bedside.adapters.tasks import PRESETS
+from bedside.adapters.text import split_words
+from bedside.adapters.windows import best_windows, token_chunks, word_windows
+from tests.helpers import four_task_model
+
+NER = PRESETS["ner"]
+SENTENCES = [  # nine one-token words each (the tiny vocabulary's): one sentence fills one 16-token row
+    "patient with fever and cough was given aspirin .",
+    "chest pain improved after heparin was started .",
+    "blood culture showed sepsis and insulin held .",
+]
+
+
+def tags_of(predictor, text):
+    item = predictor.encode(text)
+    logits = predict_rows(predictor.model, item.rows, [predictor.name] * item.windows)
+    kept, tags, _ = predictor.kind.word_tags(predictor.task, item, logits)
+    return item, dict(zip(kept, tags))
+
+
+def test_windows_of_whole_sentences_tag_each_word_as_its_sentence_alone(fresh_tiny):
+    predictor = Predictor(four_task_model(fresh_tiny), "ner", max_length=16)
+    sentences = [SENTENCES[i % 3] for i in range(12)]
+    note = "\n".join(sentences)
+    item, note_tags = tags_of(predictor, note)
+    assert item.windows == 12 and item.strategy == "windows"
+    word = 0
+    for sentence in sentences:
+        alone, tags = tags_of(predictor, sentence)
+        assert alone.windows == 1
+        for i in range(len(split_words(sentence))):
+            assert note_tags[word] == tags[i], (sentence, i)
+            word += 1
+
+
+class Tagger:
+    """An AdapterModel that tags by token: ``acute`` B-problem, ``pneumonia`` I-problem, all else O."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.slots = {"ner": Slot("ner", NER, encoder)}
+        vocab = encoder.tokenizer.get_vocab()
+        self.begin, self.inside = vocab["acute"], vocab["pneumonia"]
+
+    def run(self, batch):
+        out = []
+        for row in batch.rows:
+            logits = torch.full((len(row.word_starts), NER.num_labels), -5.0)
+            for k, position in enumerate(row.word_starts):
+                token = row.input_ids[position]
+                label = "B-problem" if token == self.begin else "I-problem" if token == self.inside else "O"
+                logits[k, NER.label_id(label)] = 5.0
+            out.append(logits)
+        return out
+
+
+def answer(model, text):
+    predictor = Predictor(model, "ner")
+    return predictor.predict([text])[0]
+
+
+def test_an_entity_across_a_window_boundary_is_found_once_with_exact_offsets(tiny):
+    encoder = Encoder(tiny.tokenizer, NER, max_length=16)
+    model = Tagger(encoder)
+    filler = ["fever", "and", "cough", "with", "pain"] * 12  # one long sentence: overlapping windows
+    pieces = [1] * (len(filler) + 2)
+    for at in range(2, len(filler)):
+        windows = word_windows(pieces, [0] * len(pieces), encoder.room)
+        best = best_windows(windows, pieces)
+        if best[at] != best[at + 1]:  # "acute" and "pneumonia" would be tagged by different windows
+            break
+    words = filler[:at] + ["acute", "pneumonia"] + filler[at:]
+    text = " ".join(words)
+    out = answer(model, text)
+    assert out["windows"] > 2
+    (entity,) = out["entities"]
+    start = text.index("acute pneumonia")
+    assert (entity["text"], entity["start"], entity["end"]) == ("acute pneumonia", start, start + 15)
+
+
+def test_offsets_are_code_points_of_the_original_text(tiny):
+    model = Tagger(Encoder(tiny.tokenizer, NER, max_length=16))
+    text = "Note:\tfever 😀\n\ncafe\u0301 résumé then acute pneu\u00admonia\u200d, then acute\tpneumonia."
+    out = answer(model, text)
+    found = [(e["text"], e["start"], e["end"]) for e in out["entities"]]
+    first, second = text.index("acute pneu"), text.index("acute\tpneumonia")
+    assert found == [("acute pneu\u00admonia", first, first + 16), ("acute\tpneumonia", second, second + 15)], found
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in out["entities"])
+
+
+def test_long_sequence_reading_is_stated_and_chunks_cover_the_note(tiny):
+    from bedside.adapters.windows import LongInput
+
+    kind = strategy("sequence")
+    text = " ".join(SENTENCES * 6)
+    for how, expected in (("truncate", "truncate"), ("head_tail", "head_tail"), ("chunks", "chunks:mean")):
+        encoder = Encoder(tiny.tokenizer, PRESETS["mortality"], 16, long_input=LongInput(strategy=how))
+        item = kind.encode_request(encoder, text, Budget())
+        assert item.strategy == expected
+        assert all(len(row) <= 16 for row in item.rows)
+    n = len(encoder.body_ids(text))
+    assert token_chunks(n, 14)[-1][1] == n and item.windows == len(token_chunks(n, 14))

@@ -10,7 +10,7 @@ note by one of three strategies (:data:`STRATEGIES`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,16 +114,25 @@ def head_tail(ids: Sequence[int], room: int) -> list[int]:
     return list(ids[:head]) + list(ids[len(ids) - (room - head) :])
 
 
+# One declaration of each long-input field: the artifact's record and the training flags share it.
+Strategy = Annotated[
+    Literal["truncate", "head_tail", "chunks"],
+    Field(
+        description="sequence tasks: how a note longer than a row is read, in training and serving alike "
+        "(truncate: its first tokens, the paper's; head_tail: the first quarter of a row from its start, "
+        "the rest from its end; chunks: every window, logits pooled)"
+    ),
+]
+ChunkPool = Annotated[Literal["mean", "max"], Field(description="chunks: how the windows' logits combine")]
+ChunkStride = Annotated[float, Field(gt=0, le=1, description="chunks: windows start this share of a row apart")]
+
+
 class LongInput(BaseModel):
     """How a sequence adapter reads a note longer than one row: chosen at training, stored in the
     artifact, used the same way when serving."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: Literal["truncate", "head_tail", "chunks"] = Field(
-        "truncate",
-        description="truncate: the first tokens (the paper's); head_tail: the first quarter of a row "
-        "from the note's start, the rest from its end; chunks: every window, logits pooled",
-    )
-    pool: Literal["mean", "max"] = Field("mean", description="chunks: how the windows' logits combine")
-    stride: float = Field(0.5, gt=0, le=1, description="chunks: windows start this share of a row apart")
+    strategy: Strategy = "truncate"
+    pool: ChunkPool = "mean"
+    stride: ChunkStride = 0.5

@@ -84,32 +84,36 @@ def admin_routes(auth: TokenAuth, engine: Callable[[], Engine]) -> APIRouter:
                 await run_in_threadpool(_refresh, eng, task)
             return {"version": info(stored), "check": {"ok": True}}
 
+    async def move_pointer(request: Request, action: str, task: str, version: str | None, change: Callable):
+        """Activate, roll back or deactivate: ``change(registry, actor, expected)`` moves the pointer
+        (compare-and-set on If-Match), then the served state follows it."""
+        with admin(request, action, task, version) as actor:
+            eng = engine()
+            await run_in_threadpool(_check_stored_task, eng, task, actor, action)
+            active = await run_in_threadpool(change, eng.runtime.registry, actor, _if_match(request))
+            await run_in_threadpool(_refresh, eng, task)
+            return {"active": None if active is None else info(active)}
+
     @router.post("/{task}/{version}/activate")
     async def activate(request: Request, task: str, version: str):
-        with admin(request, "activate", task, version) as actor:
-            eng = engine()
-            await run_in_threadpool(_check_stored_task, eng, task, actor, "activate")
-            active = await run_in_threadpool(eng.runtime.registry.activate, task, version, actor, _if_match(request))
-            await run_in_threadpool(_refresh, eng, task)
-            return {"active": info(active)}
+        def change(registry, actor, expected):
+            return registry.activate(task, version, actor, expected)
+
+        return await move_pointer(request, "activate", task, version, change)
 
     @router.post("/{task}/rollback")
     async def rollback(request: Request, task: str):
-        with admin(request, "rollback", task) as actor:
-            eng = engine()
-            await run_in_threadpool(_check_stored_task, eng, task, actor, "rollback")
-            active = await run_in_threadpool(eng.runtime.registry.rollback, task, actor, _if_match(request))
-            await run_in_threadpool(_refresh, eng, task)
-            return {"active": info(active)}
+        def change(registry, actor, expected):
+            return registry.rollback(task, actor, expected)
+
+        return await move_pointer(request, "rollback", task, None, change)
 
     @router.post("/{task}/deactivate")
     async def deactivate(request: Request, task: str):
-        with admin(request, "deactivate", task) as actor:
-            eng = engine()
-            await run_in_threadpool(_check_stored_task, eng, task, actor, "deactivate")
-            await run_in_threadpool(eng.runtime.registry.deactivate, task, actor, _if_match(request))
-            await run_in_threadpool(_refresh, eng, task)
-            return {"active": None}
+        def change(registry, actor, expected):
+            registry.deactivate(task, actor, expected)
+
+        return await move_pointer(request, "deactivate", task, None, change)
 
     @router.delete("/{task}/{version}")
     async def delete(request: Request, task: str, version: str):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict
 
 from bedside.adapters.artifact import Method
-from bedside.adapters.windows import LongInput
+from bedside.adapters.windows import ChunkPool, ChunkStride, LongInput, Strategy
 
 PAPER_TARGETS = ("query", "key", "value")
 ALL_LINEAR = ("query", "key", "value", "dense")  # "dense": attention output, FFN in and out (BERT names)
@@ -62,13 +62,9 @@ class TrainSettings(BaseModel):
     )
     head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout before the task head")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping (transformers' Trainer default)")
-    long_input: Literal["truncate", "head_tail", "chunks"] = Field(
-        "truncate",
-        description="sequence tasks: how a note longer than max_length is read, in training and "
-        "serving alike (truncate: its first tokens; head_tail: its start and end; chunks: every window, pooled)",
-    )
-    chunk_pool: Literal["mean", "max"] = Field("mean", description="chunks: how the windows' logits combine")
-    chunk_stride: float = Field(0.5, gt=0, le=1, description="chunks: windows start this share of a row apart")
+    long_input: Strategy = "truncate"
+    chunk_pool: ChunkPool = "mean"
+    chunk_stride: ChunkStride = 0.5
 
     @model_validator(mode="before")
     @classmethod

@@ -21,8 +21,9 @@ _RUN = rf"(?:{_PART})(?:[{INVISIBLE}]*(?:{_PART}))*"  # invisible characters onl
 WORD = re.compile(rf"{_RUN}(?:[-'](?:{_RUN}))*|[^\s{INVISIBLE}{COMBINING}]")
 _DROP = dict.fromkeys(range(0x200B, 0x2010)) | dict.fromkeys(range(0x2060, 0x2065))
 _DROP.update({0xAD: None, 0x180E: None, 0xFEFF: None})
-# A sentence ends after . ! ? (and closing quotes or brackets) followed by white space, or at a line break.
-SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)|\n")
+# A sentence ends after . ! ? (and closing quotes or brackets) followed by white space, unless a
+# lower-case word follows (an abbreviation: "C. diff", "pt. was seen"), or at a line break.
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s+(?![a-z])|\s*$)|\n")
 
 
 @dataclass(frozen=True)

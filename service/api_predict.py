@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 
 from . import metrics
 from .errors import APIError
+from .examples import extract_examples, predict_examples
 from .guards import TokenAuth
 from .http_log import outcome_of
-from .request_body import json_body, openapi_body
-from .schemas import ExtractRequest, PredictRequest
+from .request_body import answers, json_body, openapi_body
+from .schemas import ExtractRequest, ExtractResponse, PredictRequest, PredictResponse
 from .settings import SERVICE_VERSION, ServiceSettings
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 def predict_routes(settings: ServiceSettings, auth: TokenAuth, engine: Callable[[], Engine]) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/predict", openapi_extra=openapi_body(PredictRequest))
+    @router.post(
+        "/predict", openapi_extra=openapi_body(PredictRequest, predict_examples()), responses=answers(PredictResponse)
+    )
     async def predict(request: Request):
         with _Timed(request, "predict") as timed:
             auth.check("predict", request.headers.get("authorization"))
@@ -39,7 +42,9 @@ def predict_routes(settings: ServiceSettings, auth: TokenAuth, engine: Callable[
             timed.version = source["version"]
         return {"task": req.task, "results": results, "adapter": source}
 
-    @router.post("/extract", openapi_extra=openapi_body(ExtractRequest))
+    @router.post(
+        "/extract", openapi_extra=openapi_body(ExtractRequest, extract_examples()), responses=answers(ExtractResponse)
+    )
     async def extract(request: Request):
         with _Timed(request, "extract", task="ner") as timed:
             auth.check("predict", request.headers.get("authorization"))
@@ -86,8 +91,9 @@ def predict_routes(settings: ServiceSettings, auth: TokenAuth, engine: Callable[
 
 
 def _needed(rule: str, states: dict) -> list[str]:
-    """The tasks a rule waits for: ``all`` every task that has (or had) an active version, ``any``
-    none in particular, else the named ones (unknown names are waited for: a typo is never ready)."""
+    """The tasks a rule waits for: ``all`` every task with an active version (one that failed to
+    load is waited for; a deactivated one is off on purpose and is not), ``any`` none in particular,
+    else the named ones (unknown names are waited for: a typo is never ready)."""
     if rule == "any":
         return []
     if rule == "all":

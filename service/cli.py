@@ -16,6 +16,7 @@ from rich.console import Console
 
 from bedside.adapters.cli_settings import settings_flags
 
+from .examples import NOTE
 from .server import serve_command, server_env, start_server, stop_server, wait_ready
 from .settings import ServiceSettings
 
@@ -129,10 +130,11 @@ def demo(
     try:
         console.print(f"starting the service on {url} (log: {workdir / 'server.log'}) ...")
         wait_ready(url, process)
-        examples = curl_examples(url)
+        examples = curl_examples(url, workdir)
         console.print("\n[bold green]bedside is serving all four tasks.[/bold green] Try:\n")
         for command in examples:
             print(command + "\n")
+        show_whole_note(url)
         if check:
             for command in examples:
                 result = subprocess.run(shlex.split(command), capture_output=True, text=True, check=True)
@@ -153,7 +155,8 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def curl_examples(url: str) -> list[str]:
+def curl_examples(url: str, folder: Path) -> list[str]:
+    """The demo's curl commands: a snippet per task, then a whole note from a file in ``folder``."""
     bodies = [
         {
             "task": "mortality",
@@ -175,7 +178,29 @@ def curl_examples(url: str) -> list[str]:
     out = [f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d '{json.dumps(b)}'" for b in bodies]
     extract = {"text": "CT scan showed a pulmonary embolism and heparin was started for it."}
     out.append(f"curl -s -X POST {url}/extract -H 'Content-Type: application/json' -d '{json.dumps(extract)}'")
+    note = folder / "whole-note.json"  # a whole admission note: sections, line breaks, ~600 tokens
+    note.write_text(json.dumps({"text": NOTE}))
+    body = shlex.quote(f"@{note}")
+    out.append(f"curl -s -X POST {url}/extract -H 'Content-Type: application/json' --data-binary {body}")
     return out
+
+
+def show_whole_note(url: str, shown: int = 8) -> None:
+    """Send the example whole note to /extract and print what came back, offsets included."""
+    from .client import BedsideClient
+
+    with BedsideClient(url) as client:
+        answer = client.extract(NOTE)
+    console.print(
+        f"[bold]A whole note[/bold] ({len(NOTE.split())} words, {NOTE.count(chr(10))} lines) through /extract: "
+        f"read in {answer.note.windows} windows, {len(answer.entities)} entities, "
+        f"{len(answer.relations)} relations among {answer.note.pairs} candidate pairs "
+        f"(ner {answer.adapters[0].version})"
+    )
+    for entity in answer.entities[:shown]:
+        console.print(f"  [{entity.start}:{entity.end}] {entity.type:<9} {entity.text!r}", markup=False)
+    if len(answer.entities) > shown:
+        console.print(f"  ... and {len(answer.entities) - shown} more")
 
 
 def upload(

@@ -1,4 +1,8 @@
-"""A small typed client for hospital apps and data scientists (httpx)."""
+"""A small typed client for hospital apps and data scientists (httpx).
+
+Send whole notes as they are: the service reads them in windows and says how (``windows``,
+``strategy`` in every answer); offsets are code points of the text sent (``text[start:end]``).
+"""
 
 from __future__ import annotations
 
@@ -77,8 +81,20 @@ class BedsideClient:
             for _, fh in handles:
                 fh.close()
 
-    def activate(self, task: str, version: str) -> dict:
-        return self._call("POST", f"/admin/adapters/{task}/{version}/activate")
+    def activate(self, task: str, version: str, expected: str | None = None) -> dict:
+        """``expected``: the version you believe is active (or ``"none"``); 409 if it moved meanwhile."""
+        return self._call("POST", f"/admin/adapters/{task}/{version}/activate", headers=_if_match(expected))
 
-    def rollback(self, task: str) -> dict:
-        return self._call("POST", f"/admin/adapters/{task}/rollback")
+    def rollback(self, task: str, expected: str | None = None) -> dict:
+        """One step back in the task's activation history (each call goes further back)."""
+        return self._call("POST", f"/admin/adapters/{task}/rollback", headers=_if_match(expected))
+
+    def deactivate(self, task: str, expected: str | None = None) -> dict:
+        return self._call("POST", f"/admin/adapters/{task}/deactivate", headers=_if_match(expected))
+
+    def delete(self, task: str, version: str) -> dict:
+        return self._call("DELETE", f"/admin/adapters/{task}/{version}")
+
+
+def _if_match(expected: str | None) -> dict[str, str]:
+    return {} if expected is None else {"If-Match": expected}

@@ -18,11 +18,9 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 
 from bedside.adapters.encoding import TooLongError
-from bedside.adapters.examples import Span
-from bedside.adapters.kinds import PAIR, EncodedItem, KindStrategy, strategy
+from bedside.adapters.kinds import EncodedItem, KindStrategy, note_pairs, strategy
 from bedside.adapters.limits import Budget, EntitiesTooFar, InputLimits, InputRefused
 from bedside.adapters.predict import Predictor
-from bedside.adapters.text import sentence_ids
 
 from . import metrics
 from .batcher import Batcher, QueueFull
@@ -191,20 +189,14 @@ class Engine:
         return {"entities": entities, "relations": relations, "adapters": sources, "note": how}
 
     def candidates(self, text: str, entities: list[dict]) -> list[tuple[int, int]]:
-        types = [e["type"] for e in entities]
-        sentences = sentence_ids(text, [Span(e["start"], e["end"]) for e in entities])
-        pairs = set(PAIR.candidate_pairs(types, sentences))
-        reach = self.limits.pair_distance_chars
-        if reach:
-            near = PAIR.candidate_pairs(types)
-            pairs |= {(i, j) for i, j in near if _gap(entities[i], entities[j]) <= reach}
+        pairs = note_pairs(text, entities, self.limits.pair_distance_chars)
         if len(pairs) > self.limits.max_pairs:
             raise APIError(
                 413,
                 "too_large",
                 f"the note has {len(pairs)} candidate entity pairs; the limit is {self.limits.max_pairs}",
             )
-        return sorted(pairs)
+        return pairs
 
 
 def _encode_all(predictor: Predictor, items: list[Any], internal: bool = False) -> list[EncodedItem | None]:
@@ -240,10 +232,6 @@ async def _disconnected(request: Request) -> None:
     message = await request.receive()
     if message["type"] != "http.disconnect":
         await asyncio.Event().wait()  # never set: cancelled when the answer is ready
-
-
-def _gap(a: dict, b: dict) -> int:
-    return max(a["start"], b["start"]) - min(a["end"], b["end"])
 
 
 def _span(entity: dict) -> dict:

@@ -38,7 +38,7 @@ def describe(exc: ValidationError | RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def openapi_body(model: type[BaseModel]) -> dict:
+def openapi_body(model: type[BaseModel], examples: dict | None = None) -> dict:
     """The OpenAPI request body of a route that reads its raw body (so FastAPI cannot see the model):
     the model's JSON schema with its ``$defs`` inlined, since refs there would not resolve."""
     schema = model.model_json_schema()
@@ -51,4 +51,13 @@ def openapi_body(model: type[BaseModel]) -> dict:
             return {k: inline(v) for k, v in node.items()}
         return [inline(v) for v in node] if isinstance(node, list) else node
 
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+    content: dict = {"schema": inline(schema)}
+    if examples:
+        content["examples"] = examples
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
+
+
+def answers(model: type[BaseModel]) -> dict:
+    """The documented 200 answer of a route that returns plain dicts (documented, not re-validated:
+    the tests check real answers against the model)."""
+    return {200: {"model": model, "description": model.__doc__ or "the answer"}}

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -84,3 +87,19 @@ def stop_server(process: subprocess.Popen, timeout: float = 20.0) -> None:
         home = getattr(process, "bentoml_home", None)
         if home:
             shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def served(log_file: Path | None, timeout: float = 300.0, **settings) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A server on a free loopback port with ``settings`` (``BEDSIDE_*``), ready: (url, process);
+    stopped on exit."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(port, server_env(**settings), log_file=log_file)
+    try:
+        wait_ready(url, process, timeout=timeout)
+        yield url, process
+    finally:
+        stop_server(process)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bedside.adapters.artifact import load_artifact
 from bedside.adapters.predict import Predictor
-from bedside.adapters.registry import VersionInfo
+from bedside.adapters.registry import RegistryError, VersionInfo
 from bedside.adapters.registry.integrity import drift, folder_sha256
 from bedside.adapters.registry.smoke import check_predictions
 
@@ -57,6 +57,9 @@ class Swapper:
             for task in [only] if only else list(self.cache.states):
                 try:
                     info = registry.active(task)
+                except RegistryError as exc:  # the pointer names a version that is gone or unreadable
+                    self._not_ready(task, "error", f"active version unreadable: {exc}")
+                    continue
                 except Exception as exc:
                     self._not_ready(task, "error", f"store unreadable: {type(exc).__name__}")
                     continue

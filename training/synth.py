@@ -10,6 +10,9 @@
     ner/{split}.tsv                       CoNLL BIO, token<TAB>tag, blank line between sentences
     relations/{split}.tsv                 BLUE style: masked sentence<TAB>label, one line per
                                           candidate pair (label "none" when unrelated)
+    notes/{split}.jsonl                   with ``long_notes``: whole notes of 300-3,000 words in
+                                          sections, every entity and relation annotated
+                                          (:mod:`bedside.training.synth_long`)
 
 Admission notes get their mortality label from a latent risk score that sums the
 weights of what the note says (severe findings, chronic disease, vitals, labs, age,
@@ -27,6 +30,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from .synth_long import write_long_notes
 from .synth_notes import _note_rows, _write_csv
 from .synth_sentences import Sentence, _record, _write_ner, _write_record, _write_relations
 
@@ -48,11 +52,13 @@ def split_counts(n: int) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------
 
 
-def write_synthetic(out_dir: str | Path, seed: int = 0, size: int = 600) -> dict[str, Path]:
+def write_synthetic(out_dir: str | Path, seed: int = 0, size: int = 600, long_notes: int = 0) -> dict[str, Path]:
     """Write all formats under out_dir; return {format_name: path}.
 
     ``size`` is the number of admission notes in total (split 70/15/15); the
     i2b2 records hold about ``size`` sentences in total, split the same way.
+    ``long_notes``: that many whole annotated notes too (split the same way); the other
+    files are the same with or without them.
     """
     out = Path(out_dir)
     master = random.Random(seed)
@@ -83,4 +89,7 @@ def write_synthetic(out_dir: str | Path, seed: int = 0, size: int = 600) -> dict
         _write_relations(out / "relations" / f"{split}.tsv", sentences)
         note_start += n_notes
         record_start += n_records
-    return {name: out / name for name in FORMATS}
+    paths = {name: out / name for name in FORMATS}
+    if long_notes:
+        paths["notes"] = write_long_notes(out, random.Random(master.getrandbits(64)), split_counts(long_notes))
+    return paths

@@ -77,6 +77,24 @@ class PairKind(KindStrategy):
         return pairs
 
 
+def note_pairs(text: str, entities: Sequence[dict], reach: int = 0) -> list[tuple[int, int]]:
+    """The candidate pairs of the entities found in a note (``{"start", "end", "type"}``): i2b2's
+    rule within each sentence, and across sentences between entities at most ``reach`` characters
+    apart (0: none), sorted."""
+    from ..text import sentence_ids
+
+    types = [e["type"] for e in entities]
+    sentences = sentence_ids(text, [Span(e["start"], e["end"]) for e in entities])
+    pairs = set(PairKind.candidate_pairs(types, sentences))
+    if reach:
+
+        def gap(a: dict, b: dict) -> int:
+            return max(a["start"], b["start"]) - min(a["end"], b["end"])
+
+        pairs |= {(i, j) for i, j in PairKind.candidate_pairs(types) if gap(entities[i], entities[j]) <= reach}
+    return sorted(pairs)
+
+
 def local_window(text: str, head: Span, tail: Span, reach: int) -> tuple[str, Span, Span]:
     """The part of ``text`` within ``reach`` characters of the two entities (cut at white space),
     with the spans moved into it; the whole text when it is short enough."""

@@ -43,10 +43,11 @@ class RegistryReads:
         return self._info(task, check_version_name(version), active)
 
     def active(self, task: str) -> VersionInfo | None:
-        try:
-            return self.show(task)
-        except NotFound:
-            return None
+        """The active version, None when none is: a pointer naming a version that is gone raises
+        NotFound (a fault to report, not a task switched off)."""
+        check_task_name(task)
+        active = (self.backend.read_pointer(task) or {}).get("active")
+        return None if active is None else self._info(task, check_version_name(active), active)
 
     def _info(self, task: str, version: str, active: str | None) -> VersionInfo:
         record = self.backend.read_record(task, version)

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from .cli_common import console, int_list, ratio_report, results_folder, series_report
+from .cli_common import console, int_list, ratio_report, results_folder, series_report, show_report
+from .cli_notes import notes
 from .cli_service import service
 from .cli_soak import soak
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.command("service")(service)
 app.command("soak")(soak)
+app.command("notes")(notes)
 
 
 @app.command("model")
@@ -161,6 +163,39 @@ def swap(
         ("swap", "ms"),
         summary,
     )
+
+
+@app.command("flood")
+def flood(
+    store: Path = typer.Option(..., help="adapter store with an active version of every preset task"),
+    backbone: str = typer.Option("embedded"),
+    flooders: int = typer.Option(8, help="clients posting over-long texts back to back"),
+    seconds: float = typer.Option(20.0, help="measured seconds per phase (alone, flooded, alone)"),
+    out: Optional[Path] = typer.Option(None),
+) -> None:
+    """/livez and a normal predict while clients flood the server with ~100 KB texts it must refuse."""
+    from bedside.adapters import reporting as report
+
+    from ..server import served
+    from .flood import plot, run
+
+    folder = results_folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    with served(folder / "server.log", store=store, backbone=backbone, device="cpu") as (url, _):
+        rows, summary = run(url, seconds, flooders)
+    raw = [row.pop("_raw") for row in rows]
+    columns = ["phase", "livez_p50_ms", "livez_p99_ms", "predict_p50_ms", "predict_p99_ms", "predict_answered"]
+    columns += ["flood_requests", "flood_p50_ms"]
+    md = report.write(
+        folder,
+        "flood",
+        rows,
+        columns,
+        {"store": str(store), "backbone": backbone, "flooders": flooders, "seconds": seconds},
+        plots=[lambda d: plot(rows, raw, d / "flood.png")],
+        summary=summary,
+    )
+    show_report(md, folder)
 
 
 @app.command("memory")

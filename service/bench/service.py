@@ -20,7 +20,7 @@ import torch
 from bedside.adapters.encoding import pad_rows
 
 from ..settings import ServiceSettings
-from .soak import _pct, free_port
+from .soak import _pct
 from .workload import body
 
 
@@ -148,15 +148,7 @@ async def closed_loop(url: str, items, concurrency: int, seconds: float, warmup:
 def run_server_load(
     store: Path, backbone: str, items, levels: list[int], seconds: float, log_file: Path, **server_settings
 ) -> list[dict]:
-    from ..server import server_env, start_server, stop_server, wait_ready
+    from ..server import served
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_server(
-        port, server_env(store=store, backbone=backbone, device="cpu", **server_settings), log_file=log_file
-    )
-    try:
-        wait_ready(url, process, timeout=600)
+    with served(log_file, timeout=600, store=store, backbone=backbone, device="cpu", **server_settings) as (url, _):
         return [asyncio.run(closed_loop(url, items, c, seconds)) for c in levels]
-    finally:
-        stop_server(process)

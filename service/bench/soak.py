@@ -21,7 +21,6 @@ import asyncio
 import math
 import os
 import random
-import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -297,29 +296,17 @@ def summarise(capacity: dict, rate: float, load: dict, rows: list[dict], plan: P
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def soak(
     store: Path, backbone: str, plan: Plan, log_file: Path, device: str = "auto", **server_settings
 ) -> tuple[dict, list[dict]]:
     """Start a real server on ``store``, measure capacity, run the load; return (summary, windows)."""
-    from bedside.service.server import server_env, start_server, stop_server, wait_ready
+    from bedside.service.server import served
 
-    url = f"http://127.0.0.1:{free_port()}"
-    env = server_env(store=store, backbone=backbone, device=device, **server_settings)
-    process = start_server(int(url.rsplit(":", 1)[1]), env, log_file=log_file)
-    try:
-        wait_ready(url, process, timeout=300)
+    with served(log_file, store=store, backbone=backbone, device=device, **server_settings) as (url, process):
         capacity = asyncio.run(_capacity(url, plan))
         rate = plan.rate_fraction * capacity["capacity_rps"]
         load = asyncio.run(run_load(url, process.pid, store, plan, rate))
         load["capacity_after"] = asyncio.run(_capacity(url, plan))  # the machine may have changed meanwhile
-    finally:
-        stop_server(process)
     rows = windows(load["records"], load["rss"], plan)
     return summarise(capacity, rate, load, rows, plan), rows
 

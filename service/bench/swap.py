@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from .soak import _pct, ensure_versions, free_port
+from .soak import _pct, ensure_versions
 from .workload import body, requests
 
 ADMIN_TOKEN = "bench-admin-token"
@@ -149,24 +149,16 @@ def bench_swap(
 ) -> tuple[list[dict], dict]:
     from bedside.adapters.registry import Registry
 
-    from ..server import server_env, start_server, stop_server, wait_ready
+    from ..server import served
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     versions = ensure_versions(store, task)[-2:]
     registry = Registry(store)
     upload_dir = registry.version_path(task, registry.show(task).version) if mode == "uploaded" else None
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = server_env(
-        store=store, backbone=backbone, device="cpu", admin_tokens=ADMIN_TOKEN, resident_cap=0, **server_settings
-    )
-    process = start_server(port, env, log_file=log_file)
-    try:
-        wait_ready(url, process, timeout=600)
+    settings = dict(store=store, backbone=backbone, device="cpu", admin_tokens=ADMIN_TOKEN, resident_cap=0)
+    with served(log_file, timeout=600, **settings, **server_settings) as (url, _):
         result = asyncio.run(_swaps(url, task, versions, swaps, clients, pause, words, mode, upload_dir))
-    finally:
-        stop_server(process)
     events = result["events"]
     firsts = [e["first_answer_ms"] for e in events]
     failed = sum(v for k, v in result["statuses"].items() if k != 200)

@@ -42,3 +42,23 @@ def test_small_batches_are_never_cut_for_padding():
     lengths = [5, 120, 7, 64, 100, 3, 90]  # fewer than MIN_CHUNK_ROWS rows
     assert len(chunks(lengths, 32, 0.0)) == 1
     assert [len(f) for f in chunks(list(range(1, 70)), 32, 1.0)] == [32, 32, 5]
+
+
+def test_the_queue_admits_only_what_it_can_start_within_its_wait_bound():
+    import threading
+
+    from bedside.service.batcher import Batcher, QueueFull
+
+    gate = threading.Event()
+    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), max_queue_wait_s=0.5)
+    try:
+        batcher.rate = 10.0  # rows per second, as if measured
+        with batcher._count_lock:
+            batcher._queued_rows = 4  # 0.4 s of work already waiting
+        with pytest.raises(QueueFull):
+            batcher.submit([object()] * 2, "mortality:v1:0")  # 0.6 s > 0.5 s: refused
+        batcher.max_queue_wait_s = 1.0
+        assert batcher.submit([object()] * 2, "mortality:v1:0")  # 0.6 s ≤ 1 s: admitted
+    finally:
+        gate.set()
+        batcher.close()

@@ -187,3 +187,50 @@ def test_swap_part_uploads_then_activates(store, served_folder, tmp_path):
     assert s["upload_ms_p50"] > 0
     versions = [e["version"] for e in data["results"]]
     assert len(set(versions)) == 2  # a new version per swap
+
+
+def test_flood_part_on_a_real_server(store, served_folder, tmp_path):
+    _run(
+        ["flood", "--store", str(store), "--backbone", str(served_folder), "--flooders", "3", "--seconds", "1"],
+        tmp_path,
+    )
+    data = json.loads((tmp_path / "flood.json").read_text())
+    assert [r["phase"] for r in data["results"]] == ["alone (before)", "3 clients flooding", "alone (after)"]
+    summary = data["summary"]
+    assert summary["flood_answers_other_than_413_422"] == {} and set(summary["flood_statuses"]) == {
+        "flood:words",
+        "flood:unknown",
+        "flood:tokens",
+    }
+    assert all(errors == {} for errors in summary["probe_errors"].values()), summary["probe_errors"]
+    assert summary["livez_p99_ms_flooded"] > 0 and summary["predict_p50_over_unloaded"] > 0
+    assert (tmp_path / "flood.png").is_file()
+
+
+def test_notes_part_on_a_real_server(store, served_folder, tmp_path):
+    import csv
+    import random
+
+    from bedside.training.synth_long import long_note
+
+    data = tmp_path / "notes.csv"
+    with data.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "split", "note", "dialogue"])
+        for i in range(6):
+            writer.writerow(
+                [f"n{i}", "test", long_note(random.Random(i), "n", 60).text, "doctor: how are you ?\npatient: fine ."]
+            )
+    args = ["notes", "--store", str(store), "--backbone", str(served_folder), "--data", str(data)]
+    args += ["--concurrency", "1,2", "--seconds", "3", "--warmup", "0.5", "--baseline-seconds", "0.5", "--coverage"]
+    _run(args, tmp_path)
+    result = json.loads((tmp_path / "notes.json").read_text())
+    assert [r["clients"] for r in result["results"]] == [1, 2]
+    for row in result["results"]:
+        assert row["errors"] == 0 and row["answered"] > 0 and row["tokens_per_s"] > 0
+        assert row["service_over_bare"] > 0 and row["service_over_pipeline"] > 0
+        assert row["p50_ms"] <= row["p99_ms"]
+    coverage = result["summary"]["coverage"]
+    assert coverage["texts"] == 12 and coverage["errors"] == 0 and coverage["over_time_limit"] == 0
+    assert set(coverage["statuses"]) >= {"mortality", "length_of_stay", "ner", "extract"}
+    assert (tmp_path / "notes_latency.png").is_file() and (tmp_path / "notes_throughput.png").is_file()

@@ -446,13 +446,13 @@ def test_cli_upload_activates_on_the_running_server(live_server, http, artifacts
 
 
 # -- 8. the demo's curl examples ------------------------------------------------------------------
-def test_demo_curl_examples_answer_with_provenance(live_server):
+def test_demo_curl_examples_answer_with_provenance(live_server, tmp_path):
     from bedside.service.cli import curl_examples
 
     if shutil.which("curl") is None:
         pytest.fail("curl is needed to run the demo's examples")
-    commands = curl_examples(live_server.url)
-    assert len(commands) == 5
+    commands = curl_examples(live_server.url, tmp_path)
+    assert len(commands) == 6 and "whole-note.json" in commands[-1]
     for command in commands:
         # the module's server requires predict tokens; the demo's does not: add the header only
         argv = shlex.split(command) + ["-H", f"Authorization: Bearer {PREDICT_TOKEN}", "--max-time", "30"]
@@ -467,3 +467,25 @@ def test_demo_curl_examples_answer_with_provenance(live_server):
             assert len(answer["results"]) == 1
         else:
             assert {"entities", "relations"} <= set(answer)
+    assert json.loads(result.stdout)["note"]["windows"] > 1  # the last one: the whole note, in windows
+
+
+def test_the_python_client_sends_whole_notes_and_typed_admin_calls(live_server):
+    from bedside.service.client import BedsideClient, BedsideError
+    from bedside.service.examples import NOTE, relation_item
+
+    with BedsideClient(live_server.url, token=PREDICT_TOKEN) as client:
+        (ner,) = client.predict("ner", [NOTE]).results
+        assert ner.windows > 1 and ner.strategy == "windows"
+        assert all(NOTE[e.start : e.end] == e.text for e in ner.entities)
+        (risk,) = client.predict("mortality", [NOTE]).results
+        assert risk.strategy in ("truncate", "head_tail", "chunks") and abs(sum(risk.probabilities.values()) - 1) < 1e-4
+        (pair,) = client.relations([relation_item()]).results
+        assert pair.strategy == "local window" and pair.label in pair.probabilities
+        extracted = client.extract(NOTE)
+        assert [e.model_dump() for e in extracted.entities] == [e.model_dump() for e in ner.entities]
+        assert extracted.adapters[0].task == "ner" and extracted.note.windows == ner.windows
+    with BedsideClient(live_server.url, token=ADMIN_TOKEN) as admin:
+        with pytest.raises(BedsideError) as conflict:
+            admin.activate("mortality", "v1", expected="v9")
+        assert conflict.value.status == 409 and conflict.value.code == "conflict"

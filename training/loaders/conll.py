@@ -28,6 +28,12 @@ def split_columns(line: str) -> list[str]:
     return line.split()
 
 
+def tag_set(file: Path) -> list[str]:
+    """The tags a file uses, ``O`` first: a token task's labels when no spec names them."""
+    tags = {split_columns(line)[-1] for line in read_lines(file) if line.strip() and not line.startswith("-DOCSTART-")}
+    return ["O", *sorted(tags - {"O"})]
+
+
 def parse_conll(file: Path, task: TaskSpec, type_map: Mapping[str, str] | None = None) -> list[TokenExample]:
     """One :class:`TokenExample` per sentence of ``file``; tags are checked
     against ``task.labels`` (after renaming entity types with ``type_map``)."""

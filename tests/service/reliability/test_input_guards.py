@@ -131,7 +131,7 @@ def test_r03_over_the_request_caps_is_413_before_any_forward(client, engine, mon
     assert_clear(client.post("/extract", json={"text": LONG}), 413, "too_large")
 
 
-def test_r10_a_pair_whose_entities_cannot_share_a_row_is_422(client, engine):
+def test_d10_a_pair_whose_entities_cannot_share_a_row_is_422(client, engine):
     """D10: a relation is never scored with one of its entities cut away."""
     far = {"text": LONG_ITEM["text"], "head": {"start": 0, "end": 6}, "tail": LONG_ITEM["tail"]}
     assert_clear(predict(client, "relations", items=[far]), 422, "entities_too_far")

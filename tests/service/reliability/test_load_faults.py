@@ -293,5 +293,7 @@ def test_r30_missing_or_corrupt_active_adapter_at_start(tmp_path, artifacts, ser
             assert_clear(predict(client, task), 503, "task_not_ready")
         assert "sha256" in tasks["relations"]["reason"]  # the bit flip is caught before loading
         assert engine.runtime.ready()  # BentoML /readyz: ready while at least one task serves
+        r = client.get("/ready")  # bedside's rule (all, the default) waits for the three that failed
+        assert r.status_code == 503 and r.json()["waiting"] == ["length_of_stay", "ner", "relations"], r.text
     finally:
         engine.close()

@@ -1,0 +1,128 @@
+"""``bedside bench notes``: whole notes through a real server vs the bare encoder and a pipeline per task."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli_common import console, int_list, results_folder, show_report
+
+ACI = Path("../shared/data/aci_notes/notes.csv")
+
+
+def notes(
+    store: Path = typer.Option(..., help="adapter store with an active version of every preset task"),
+    backbone: str = typer.Option("embedded"),
+    data: Path = typer.Option(ACI, exists=True, dir_okay=False, help="notes CSV (ACI-BENCH: note, dialogue columns)"),
+    columns: str = typer.Option("note", help="CSV columns to read notes from, comma-separated"),
+    limit: int = typer.Option(0, min=0, help="at most this many notes (0: all)"),
+    concurrency: str = typer.Option("1,8,32", help="closed-loop client counts"),
+    seconds: float = typer.Option(60.0, help="measured seconds per concurrency (after a warm-up)"),
+    warmup: float = typer.Option(5.0),
+    baseline_seconds: float = typer.Option(30.0, help="pipeline baseline seconds, before and after the load"),
+    coverage: bool = typer.Option(
+        False, help="first send every note and dialogue once to every task and /extract, counting errors"
+    ),
+    time_limit_s: float = typer.Option(30.0, help="coverage: an answer slower than this counts as over the limit"),
+    out: Optional[Path] = typer.Option(None),
+) -> None:
+    """Tokens/s and notes/s of whole notes at each concurrency, latency against note length (a
+    fitted line), against the bare encoder on the same rows and a transformers pipeline per task."""
+    from bedside.adapters import reporting as report
+    from bedside.adapters.backbones import load_backbone
+
+    from ..server import served
+    from . import notes as bench
+    from .notes_workload import bare_tokens_per_s, build_requests, note_pipelines, pipeline_rate, read_notes
+    from .service import load_runtime
+
+    folder = results_folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = read_notes(data, tuple(c.strip() for c in columns.split(",") if c.strip()))
+    texts = texts[:limit] if limit else texts
+    runtime = load_runtime(store, backbone)
+    requests = build_requests(runtime, texts)
+    max_length = runtime.model.slots[runtime.states["ner"].resident.slot].encoder.max_length
+    runtime.stop()
+    del runtime
+    gc.collect()
+    plain = load_backbone(backbone)
+    encoder = plain.encoder.eval()
+    pipes = note_pipelines(plain, max_length)
+
+    def local(when: str) -> dict:
+        rates: dict = {"bare_tokens_per_s": bare_tokens_per_s(encoder, requests)}
+        rates["pipeline"] = pipeline_rate(pipes, requests, baseline_seconds, max_length)
+        console.print({when: rates})
+        return rates
+
+    before = local("before the server load")
+    checked = None
+    with served(folder / "server.log", timeout=600, store=store, backbone=backbone, device="cpu") as (url, _):
+        if coverage:
+            every = read_notes(data, ("note", "dialogue"))
+            checked = asyncio.run(bench.coverage(url, every, 8, time_limit_s))
+            console.print({"coverage": checked})
+        results = [asyncio.run(bench.closed_loop(url, requests, c, seconds, warmup)) for c in int_list(concurrency)]
+    after = local("after the server load")
+    bare = (before["bare_tokens_per_s"] + after["bare_tokens_per_s"]) / 2
+    pipe = {k: (before["pipeline"][k] + after["pipeline"][k]) / 2 for k in ("tokens_per_s", "notes_per_s")}
+    for r in results:
+        r.update(
+            bare_tokens_per_s=bare,
+            pipeline_tokens_per_s=pipe["tokens_per_s"],
+            service_over_bare=r["tokens_per_s"] / bare,
+            service_over_pipeline=r["tokens_per_s"] / pipe["tokens_per_s"],
+        )
+    top = max(results, key=lambda r: r["clients"])
+    tokens = sorted(r.tokens for r in requests)
+    summary = {
+        "notes": len(requests),
+        "note_tokens_median": tokens[len(tokens) // 2],
+        "note_tokens_max": tokens[-1],
+        "rows_per_note_mean": sum(len(r.rows) for r in requests) / len(requests),
+        "window_max_length": max_length,
+        "clients_for_ratios": top["clients"],
+        "service_over_bare": top["service_over_bare"],
+        "service_over_pipeline": top["service_over_pipeline"],
+        "targets": {"service_over_bare": 0.8, "service_over_pipeline": 1.5},
+        "latency_fit_r2": {str(r["clients"]): r["fit_r2"] for r in results},
+        "local_rates_before": before,
+        "local_rates_after": after,
+    }
+    if checked is not None:
+        summary["coverage"] = checked
+    samples = [r.pop("_samples") for r in results]
+    columns_shown = ["clients", "notes_per_s", "tokens_per_s", "p50_ms", "p95_ms", "p99_ms", "errors"]
+    columns_shown += [
+        "service_over_bare",
+        "service_over_pipeline",
+        "fit_ms_per_1k_tokens",
+        "fit_intercept_ms",
+        "fit_r2",
+    ]
+
+    def plots(d: Path) -> None:
+        with_samples = [{**r, "_samples": s} for r, s in zip(results, samples)]
+        bench.plot(with_samples, d / "notes_latency.png", f"whole notes: latency vs length ({len(requests)} notes)")
+        report.series_plot(
+            results,
+            "clients",
+            {
+                "service": "tokens_per_s",
+                "bare encoder, same rows": "bare_tokens_per_s",
+                "pipeline per task": "pipeline_tokens_per_s",
+            },
+            "whole notes: note tokens per second",
+            d / "notes_throughput.png",
+            "concurrent clients",
+            "note tokens / s",
+        )
+
+    settings = {"store": str(store), "backbone": backbone, "data": str(data), "columns": columns, "seconds": seconds}
+    md = report.write(folder, "notes", results, columns_shown, settings, plots=[plots], summary=summary)
+    show_report(md, folder)

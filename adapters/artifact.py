@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .heads import build_head, head_num_labels
 from .model_card import model_card
+from .readout import Readout
 from .tasks import TaskKind, TaskSpec
 from .windows import LongInput
 
@@ -82,11 +83,17 @@ class Manifest(BaseModel):
     long_input: LongInput | None = Field(None, description="sequence tasks: how a note longer than a row is read")
     servable: bool = True
     not_servable_reason: str | None = None
+    readout: Readout = Field(default_factory=Readout, description="temperature and operating point (validation)")
+    calibration: dict[str, Any] | None = Field(None, description="what the fit measured: NLL, ECE, Brier before/after")
     metrics: dict[str, float | None] = Field(default_factory=dict)
+    metrics_ci: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="95 % bootstrap intervals of the test metrics"
+    )
     trainable_params: int | None = None
     total_params: int | None = None
     training: dict[str, Any] = Field(default_factory=dict)
     data_hash: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict, description="split sizes and label or entity counts")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     created_by: str = "bedside"
 
@@ -98,6 +105,10 @@ class Manifest(BaseModel):
                 f"manifest head has {self.head.num_labels} outputs but task {self.task.name!r} "
                 f"lists {self.task.num_labels} labels"
             )
+        try:
+            self.readout.check(self.task)
+        except ValueError as exc:
+            raise ArtifactError(str(exc)) from None
         if not self.servable and not self.not_servable_reason:
             raise ArtifactError("a non-servable artifact must say why (not_servable_reason)")
 
@@ -333,4 +344,5 @@ def _add(model, artifact: Artifact, name: str | None):
         peft_state=artifact.peft_state,
         max_length=m.max_length,
         long_input=m.long_input,
+        readout=m.readout,
     )

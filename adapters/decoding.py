@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .examples import Span
+from .readout import IDENTITY, Readout
 from .tasks import TaskSpec
 
 
@@ -43,11 +44,12 @@ def softmax(logits: torch.Tensor | np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def label_output(task: TaskSpec, logits: torch.Tensor) -> dict[str, Any]:
-    """Sequence and pair tasks: the best label and every label's probability."""
-    probs = softmax(logits).tolist()
-    best = max(range(len(probs)), key=probs.__getitem__)
-    return {"label": task.labels[best], "probabilities": dict(zip(task.labels, probs))}
+def label_output(task: TaskSpec, logits: torch.Tensor, readout: Readout = IDENTITY) -> dict[str, Any]:
+    """Sequence and pair tasks: the label (by the adapter's operating point when it has one, else
+    the most probable) and every label's calibrated probability."""
+    probs = readout.probabilities(logits)
+    (label,) = readout.labels(task, probs[None])
+    return {"label": label, "probabilities": dict(zip(task.labels, probs.tolist()))}
 
 
 def word_tags(

@@ -56,9 +56,14 @@ class Head(nn.Module):
         """Split packed logits into one tensor per row: [L], or [words kept, L] for tokens."""
         return list(packed.unbind(0))
 
+    class_weight: torch.Tensor | None = None  # training only: per-label loss weights (imbalanced tasks)
+
     def loss(self, packed: torch.Tensor, rows: Sequence[EncodedRow]) -> torch.Tensor:
         labels = torch.tensor([row.label for row in rows], device=packed.device)
-        return F.cross_entropy(packed, labels)
+        return F.cross_entropy(packed, labels, weight=self._weight(packed))
+
+    def _weight(self, packed: torch.Tensor) -> torch.Tensor | None:
+        return None if self.class_weight is None else self.class_weight.to(packed.device, packed.dtype)
 
     def group_loss(
         self, packed: torch.Tensor, rows: Sequence[EncodedRow], groups: Sequence[int], pool: str
@@ -73,7 +78,7 @@ class Head(nn.Module):
             pooled = sums / torch.bincount(index, minlength=n).unsqueeze(-1).to(packed.dtype)
         first = {g: row.label for g, row in reversed(list(zip(groups, rows)))}
         labels = torch.tensor([first[g] for g in range(n)], device=packed.device)
-        return F.cross_entropy(pooled, labels)
+        return F.cross_entropy(pooled, labels, weight=self._weight(pooled))
 
 
 class SequenceHead(Head):

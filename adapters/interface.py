@@ -20,6 +20,7 @@ from .batch import Batch, route
 from .encoding import EncodedRow, Encoder
 from .heads import Head
 from .kinds import KindStrategy, strategy
+from .readout import IDENTITY, Readout
 from .tasks import TaskSpec
 
 
@@ -36,6 +37,7 @@ class Slot:
     runner: Any = None  # merged ONNX: the session that answers end to end
     lora: dict | None = None  # shared ONNX: LoRA weights per target layer, padded to ``rank``
     rank: int = 0
+    readout: Readout = IDENTITY  # how its logits become answers (temperature, operating point)
 
     @property
     def kind(self) -> KindStrategy:

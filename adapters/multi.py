@@ -23,6 +23,7 @@ from .batch import Batch, Run, route
 from .encoding import EncodedRow, Encoder, pad_rows
 from .heads import Head
 from .interface import Slot, head_logits, predict_rows
+from .readout import IDENTITY, Readout
 from .tasks import TaskSpec
 from .windows import LongInput
 
@@ -59,6 +60,7 @@ class MultiAdapterModel(nn.Module):
         peft_state: dict[str, torch.Tensor] | None = None,
         max_length: int = 128,
         long_input: LongInput | None = None,
+        readout: Readout = IDENTITY,
     ) -> Slot:
         """Make ``name`` servable. PEFT weights are fresh unless ``peft_state`` is given."""
         if name in self.slots:
@@ -94,7 +96,9 @@ class MultiAdapterModel(nn.Module):
         head_key = f"head{next(self._head_ids)}"  # module keys cannot hold arbitrary names
         self.heads[head_key] = head
         encoder = Encoder(self.backbone.tokenizer, task, max_length=max_length, long_input=long_input)
-        slot = Slot(name=name, task=task, encoder=encoder, head=head, peft_name=peft_name, head_key=head_key)
+        slot = Slot(
+            name=name, task=task, encoder=encoder, head=head, peft_name=peft_name, head_key=head_key, readout=readout
+        )
         self.slots[name] = slot
         return slot
 

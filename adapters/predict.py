@@ -47,7 +47,7 @@ class Predictor:
         return self.kind.is_empty(item, self.encoder.tokenizer.num_special_tokens_to_add())
 
     def decode(self, item: EncodedItem, logits: list[torch.Tensor]) -> dict[str, Any]:
-        return self.kind.decode(self.task, item, logits)
+        return self.kind.decode(self.task, item, logits, self.slot.readout)
 
     @torch.inference_mode()
     def predict(self, items: list[Any]) -> list[dict[str, Any]]:

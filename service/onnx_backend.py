@@ -81,7 +81,7 @@ class MergedOnnxBackend(OnnxBackend):
         m = artifact.manifest
         check_servable(m)  # the base is checked by the export
         exported = export_artifact(path, self.backbone, self.cache, self.variant)
-        return self.merged.open("", exported, m.task, m.max_length, m.long_input)
+        return self.merged.open("", exported, m.task, m.max_length, m.long_input, m.readout)
 
     def attach(self, prepared: Slot, slot: str) -> None:
         prepared.name = slot

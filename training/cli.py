@@ -26,13 +26,36 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _print_metrics(title: str, metrics: dict, cost: dict | None = None) -> None:
-    table = Table("metric", "value", title=title)
+def _print_metrics(title: str, metrics: dict, cost: dict | None = None, intervals: dict | None = None) -> None:
+    table = Table("metric", "value", "95 % interval (bootstrap)", title=title)
     for key, value in metrics.items():
-        table.add_row(key, "n/a" if value is None else f"{value:.4f}")
+        low_high = (intervals or {}).get(key)
+        table.add_row(
+            key,
+            "n/a" if value is None else f"{value:.4f}",
+            f"{low_high[0]:.4f} – {low_high[1]:.4f}" if low_high else "",
+        )
     for key, value in (cost or {}).items():
-        table.add_row(key, str(value))
+        table.add_row(key, str(value), "")
     Console().print(table)
+
+
+def _print_calibration(title: str, task, result, readout) -> dict:
+    """Sequence and pair tasks: NLL, Brier and ECE of the split, raw softmax and as served."""
+    from bedside.adapters.readout import IDENTITY
+
+    from .calibration import label_ids, scores
+
+    probs = result.scores(IDENTITY)
+    if probs is None:
+        return {}
+    labels = label_ids(task, result.gold)
+    report = {"before": scores(probs, labels), "after": scores(result.scores(readout), labels)}
+    table = Table("", "NLL", "Brier", "ECE", title=f"{title} · calibration (T = {readout.temperature:.3f})")
+    for name, row in (("softmax", report["before"]), ("served (calibrated)", report["after"])):
+        table.add_row(name, *(f"{row[k]:.4f}" for k in ("nll", "brier", "ece")))
+    Console().print(table)
+    return report
 
 
 @settings_flags(TrainSettings)
@@ -71,7 +94,7 @@ def train(
         result = run(spec, splits, settings, out, backbone=backbone, name=name)
     except (DataError, ValidationError, ValueError, BackboneError, ArtifactError) as exc:
         _fail(str(exc))
-    _print_metrics(f"{spec.name} · {settings.method.value} · test", result.metrics, result.cost)
+    _print_metrics(f"{spec.name} · {settings.method.value} · test", result.metrics, result.cost, result.intervals)
     console.print(f"artifact written to {result.artifact}")
 
 
@@ -88,6 +111,8 @@ def evaluate(
     variant: str = typer.Option("auto", help="onnx: auto (int8 on CPU, fp16 on CUDA) | fp32 | int8 | fp16"),
     device: str = typer.Option("auto", help="onnx: auto | cpu | cuda | cuda:N"),
     onnx_cache: Optional[Path] = typer.Option(None, help="onnx: export cache (default: ~/.cache/bedside/onnx)"),
+    bootstrap: int = typer.Option(1000, min=0, help="resamples for 95 % intervals (0: none)"),
+    seed: int = typer.Option(0, help="bootstrap seed"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the metrics here"),
 ) -> None:
     """Re-score an adapter artifact on a split of any data set (torch, or its ONNX export)."""
@@ -114,15 +139,23 @@ def evaluate(
             )
             onnx_result = score(onnx_model, "eval", examples, batch_size)
         model = build_model(artifact, load_backbone(backbone or m.base.name), name="eval")
-        result = score(model, "eval", examples, batch_size)
+        result = score(model, "eval", examples, batch_size, bootstrap=bootstrap, seed=seed)
     except (DataError, ValueError, BackboneError, ArtifactError, RuntimeError) as exc:
         _fail(str(exc))
-    out["torch"] = {"metrics": result.metrics, "n": result.n, "examples_per_s": result.throughput}
+    title = f"{m.name} on {data} [{split}]"
+    out["torch"] = {
+        "metrics": result.metrics,
+        "intervals": result.intervals,
+        "n": result.n,
+        "examples_per_s": result.throughput,
+    }
     _print_metrics(
-        f"{m.name} on {data} [{split}] · torch",
+        f"{title} · torch",
         result.metrics,
         {"examples": result.n, "examples_per_s": round(result.throughput, 1)},
+        result.intervals,
     )
+    out["torch"]["calibration"] = _print_calibration(title, m.task, result, m.readout)
     if backend == "onnx":
         share = agreement(onnx_result.predictions, result.predictions)
         out["onnx"] = {
@@ -158,5 +191,5 @@ def _onnx_model(adapter: Path, manifest, base, variant: str, device: str, cache:
     variant = variant_for(variant, provider)
     exported = export_artifact(adapter, base, cache or default_cache_dir(), variant)
     model = OnnxModel(base.tokenizer, provider, provider_options=options)
-    model.add("eval", exported, manifest.task, manifest.max_length, manifest.long_input)
+    model.add("eval", exported, manifest.task, manifest.max_length, manifest.long_input, manifest.readout)
     return model, f"onnx:merged:{variant}:{provider}"

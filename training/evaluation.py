@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from bedside.adapters.decoding import expectation
@@ -13,6 +14,9 @@ from bedside.adapters.examples import Example
 from bedside.adapters.interface import predict_rows
 from bedside.adapters.kinds import EncodedItem
 from bedside.adapters.predict import Predictor
+from bedside.adapters.readout import IDENTITY, Readout
+
+from .bootstrap import intervals
 
 
 @dataclass
@@ -21,6 +25,15 @@ class EvalResult:
     n: int
     seconds: float
     predictions: list = field(default_factory=list, repr=False)
+    gold: list = field(default_factory=list, repr=False)
+    logits: list[torch.Tensor] = field(default_factory=list, repr=False)  # one per example (its rows pooled)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def scores(self, readout: Readout = IDENTITY) -> np.ndarray | None:
+        """[n, L] calibrated probabilities (label tasks; None for token tasks)."""
+        if not self.logits or self.logits[0].dim() != 1:
+            return None
+        return readout.probabilities(torch.stack([lg.float() for lg in self.logits]))
 
     @property
     def throughput(self) -> float:
@@ -50,9 +63,16 @@ def predict_logits(model, name: str, rows: list[EncodedRow], batch_size: int = 6
 
 
 def evaluate(
-    model, name: str, examples: list[Example], batch_size: int = 64, items: list[EncodedItem] | None = None
+    model,
+    name: str,
+    examples: list[Example],
+    batch_size: int = 64,
+    items: list[EncodedItem] | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> EvalResult:
-    """Metrics of adapter ``name`` on ``examples`` (their encoded items may be passed in)."""
+    """Metrics of adapter ``name`` on ``examples`` (their encoded items may be passed in), read
+    through the adapter's readout; with ``bootstrap`` resamples, their 95 % intervals too."""
     slot = model.slots[name]
     start = time.perf_counter()
     items = items if items is not None else [slot.kind.encode_example(slot.encoder, e) for e in examples]
@@ -63,8 +83,12 @@ def evaluate(
         per_item.append(slot.kind.logits(item, logits[at : at + item.windows]))
         at += item.windows
     seconds = time.perf_counter() - start
-    metrics, pred = slot.kind.score(slot.task, [slot.kind.gold(e) for e in examples], items, per_item)
-    return EvalResult(metrics=metrics, n=len(examples), seconds=seconds, predictions=pred)
+    gold = [slot.kind.gold(e) for e in examples]
+    metrics, pred = slot.kind.score(slot.task, gold, items, per_item, slot.readout)
+    result = EvalResult(metrics, len(examples), seconds, pred, gold, per_item)
+    if bootstrap:
+        result.intervals = intervals(slot.task, gold, pred, result.scores(slot.readout), bootstrap, seed)
+    return result
 
 
 def agreement(predictions: list, reference: list) -> float:

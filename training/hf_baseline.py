@@ -52,6 +52,10 @@ def hf_model(backbone: Backbone, task: TaskSpec, settings: TrainSettings):
         label2id={label: i for i, label in enumerate(task.labels)},
         classifier_dropout=settings.head_dropout,
     )
+    if settings.attention_dropout is not None:  # as bedside's trainer sets it
+        from .trainer import set_attention_dropout
+
+        set_attention_dropout(model, settings.attention_dropout)
     lora = LoraConfig(
         task_type=TaskType.TOKEN_CLS,
         r=settings.rank,

@@ -14,7 +14,7 @@ import json
 import random
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,12 +25,16 @@ from bedside.adapters.artifact import BaseRef, HeadRef, Manifest, Method, save_f
 from bedside.adapters.backbones import Backbone, load_backbone, pick_device
 from bedside.adapters.examples import Example
 from bedside.adapters.heads import build_head
+from bedside.adapters.kinds import strategy
 from bedside.adapters.metrics import primary_metric
 from bedside.adapters.multi import MultiAdapterModel
 from bedside.adapters.tasks import TaskSpec
 
+from .calibration import fit_on_validation, report_on_test
 from .evaluation import EvalResult, evaluate, smoke_examples
+from .fused_lora import fused_lora
 from .loaders.sampling import few_shot
+from .memory import steady_heap
 from .methods import peft_config, servable
 from .settings import TrainSettings
 
@@ -43,6 +47,7 @@ class TrainResult:
     artifact: Path
     metrics: dict
     cost: dict
+    intervals: dict = field(default_factory=dict)  # test metric -> 95 % bootstrap interval
 
 
 def seed_everything(seed: int) -> None:
@@ -57,6 +62,17 @@ def data_hash(examples: list[Example]) -> str:
     for e in examples:
         digest.update(repr(sorted(vars(e).items())).encode())
     return "sha256:" + digest.hexdigest()
+
+
+def data_summary(task: TaskSpec, train_examples: list[Example], splits: dict[str, list[Example]]) -> dict:
+    """Split sizes and what each holds (labels, or entities by type), for the manifest and model card."""
+    kind = strategy(task.kind)
+    parts = {"train": train_examples, "val": splits["val"], "test": splits["test"]}
+    return {
+        "sizes": {k: len(v) for k, v in parts.items()},
+        "counts": {k: kind.label_counts([kind.gold(e) for e in v]) for k, v in parts.items()},
+        "hash": data_hash(train_examples),
+    }
 
 
 def build(backbone: Backbone, task: TaskSpec, settings: TrainSettings) -> MultiAdapterModel:
@@ -79,7 +95,20 @@ def build(backbone: Backbone, task: TaskSpec, settings: TrainSettings) -> MultiA
     )
     if settings.method is Method.full:
         backbone.encoder.requires_grad_(True)
+    if settings.attention_dropout is not None:
+        set_attention_dropout(backbone.encoder, settings.attention_dropout)
     return model
+
+
+def set_attention_dropout(encoder: torch.nn.Module, p: float) -> int:
+    """Set the dropout on attention probabilities (BERT-style ``attention.self.dropout``);
+    returns how many modules it changed. The saved config is left as it is."""
+    changed = 0
+    for name, module in encoder.named_modules():
+        if isinstance(module, torch.nn.Dropout) and name.endswith(("attention.self.dropout", "attention.dropout")):
+            module.p = p
+            changed += 1
+    return changed
 
 
 def optimizer_for(model: MultiAdapterModel, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -115,6 +144,8 @@ def train(
         if not splits.get(split):
             raise ValueError(f"the {split!r} split is empty")
     seed_everything(settings.seed)
+    if settings.steady_memory:
+        steady_heap()
     device = pick_device(settings.device)
     if settings.precision != "fp32" and device.type != "cuda":
         raise ValueError(f"--precision {settings.precision} needs a CUDA device; use fp32 on CPU")
@@ -127,6 +158,10 @@ def train(
     kind = model.slots[SLOT].kind
     items = [kind.encode_example(encoder, e) for e in train_examples]  # one row each, or a note's chunks
     val_items = [kind.encode_example(encoder, e) for e in splits["val"]]
+    if settings.class_weights and kind.label_answers:  # inverse label frequency, mean weight 1
+        counts = torch.bincount(torch.tensor([item.rows[0].label for item in items]), minlength=task.num_labels)
+        weight = counts.sum() / (task.num_labels * counts.clamp(min=1).float())
+        model.slots[SLOT].torch_head().class_weight = weight
     metric = primary_metric(task)
 
     steps_per_epoch = -(-len(items) // settings.batch_size)
@@ -144,65 +179,78 @@ def train(
     log_path = out / "log.csv"
     best, best_score, best_epoch, time_to_best = None, float("-inf"), 0, 0.0
     start = time.perf_counter()
-    stopped_by_budget = False
+    stopped_by_budget = stopped_early = False
     history = []
     loop_seconds, seen = 0.0, 0  # optimiser steps only (no evaluation): the training throughput
-    for epoch in range(1, settings.epochs + 1):
-        model.train()
-        order = torch.randperm(len(items), generator=generator).tolist()
-        bar = tqdm(
-            range(0, len(order), settings.batch_size),
-            desc=f"epoch {epoch}/{settings.epochs}",
-            disable=not progress,
-            leave=False,
-            unit="batch",
-        )
-        losses = []
-        loop_start = time.perf_counter()
-        for i in bar:
-            picked = [items[j] for j in order[i : i + settings.batch_size]]
-            batch = [row for item in picked for row in item.rows]
-            groups = [g for g, item in enumerate(picked) for _ in item.rows]
-            with autocast:
-                loss = model.loss(batch, SLOT, groups, settings.chunk_pool)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if settings.max_grad_norm:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-            losses.append(loss.item())
-            seen += len(picked)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if settings.time_budget and time.perf_counter() - start > settings.time_budget:
-                stopped_by_budget = True
+    with fused_lora(model) as fused:  # the same LoRA math, fewer passes over memory
+        for epoch in range(1, settings.epochs + 1):
+            model.train()
+            order = torch.randperm(len(items), generator=generator).tolist()
+            bar = tqdm(
+                range(0, len(order), settings.batch_size),
+                desc=f"epoch {epoch}/{settings.epochs}",
+                disable=not progress,
+                leave=False,
+                unit="batch",
+            )
+            losses = []
+            loop_start = time.perf_counter()
+            for i in bar:
+                picked = [items[j] for j in order[i : i + settings.batch_size]]
+                batch = [row for item in picked for row in item.rows]
+                groups = [g for g, item in enumerate(picked) for _ in item.rows]
+                with autocast:
+                    loss = model.loss(batch, SLOT, groups, settings.chunk_pool)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if settings.max_grad_norm:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                losses.append(loss.item())
+                seen += len(picked)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                if settings.time_budget and time.perf_counter() - start > settings.time_budget:
+                    stopped_by_budget = True
+                    break
+            loop_seconds += time.perf_counter() - loop_start
+            val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, items=val_items)
+            score = val.metrics.get(metric, float("-inf"))
+            elapsed = time.perf_counter() - start
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": sum(losses) / max(len(losses), 1),
+                    f"val_{metric}": score,
+                    "elapsed_s": round(elapsed, 3),
+                }
+            )
+            _write_log(log_path, history)
+            if progress:
+                tqdm.write(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f}  val {metric} {score:.4f}")
+            if score > best_score:
+                best, best_score, best_epoch, time_to_best = trainable_state(model), score, epoch, elapsed
+            if stopped_by_budget:
                 break
-        loop_seconds += time.perf_counter() - loop_start
-        val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, items=val_items)
-        score = val.metrics.get(metric, float("-inf"))
-        elapsed = time.perf_counter() - start
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": sum(losses) / max(len(losses), 1),
-                f"val_{metric}": score,
-                "elapsed_s": round(elapsed, 3),
-            }
-        )
-        _write_log(log_path, history)
-        if progress:
-            tqdm.write(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f}  val {metric} {score:.4f}")
-        if score > best_score:
-            best, best_score, best_epoch, time_to_best = trainable_state(model), score, epoch, elapsed
-        if stopped_by_budget:
-            break
+            if settings.patience and epoch - best_epoch >= settings.patience and epoch < settings.epochs:
+                stopped_early = True  # no better validation score for `patience` epochs
+                break
     train_seconds = time.perf_counter() - start
     if best is not None:
         model.load_state_dict(best, strict=False)
     model.eval()
-    test = evaluate(model, SLOT, splits["test"], settings.eval_batch_size)
+    slot = model.slots[SLOT]
+    calibration = None
+    if kind.label_answers and (settings.calibrate or settings.threshold_rule != "argmax"):
+        val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, items=val_items)
+        slot.readout, calibration = fit_on_validation(task, val, settings.threshold_rule, settings.calibrate)
+    test = evaluate(
+        model, SLOT, splits["test"], settings.eval_batch_size, bootstrap=settings.bootstrap, seed=settings.seed
+    )
+    if calibration is not None:
+        calibration = report_on_test(task, test, slot.readout, calibration, out / "reliability.png")
 
     cost = {
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -212,6 +260,8 @@ def train(
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "stopped_by_time_budget": stopped_by_budget,
+        "stopped_early": stopped_early,
+        "fused_lora_layers": fused,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
         "eval_examples_per_s": round(test.throughput, 2),
@@ -223,13 +273,18 @@ def train(
     metrics.update({f"val_{metric}": best_score if best is not None else None})
     # The artifact gets its own folder: the registry accepts only artifact files.
     artifact = _save(
-        out / ARTIFACT_DIR, model, task, settings, backbone, test, cost, train_examples, splits["test"], name
+        out / ARTIFACT_DIR, model, task, settings, backbone, test, cost, train_examples, splits, name, calibration
     )
-    (out / "metrics.json").write_text(
-        json.dumps({"metrics": metrics, "cost": cost, "settings": json.loads(settings.model_dump_json())}, indent=2)
-        + "\n"
-    )
-    return TrainResult(artifact=artifact, metrics=metrics, cost=cost)
+    record = {
+        "metrics": metrics,
+        "intervals": {f"test_{k}": v for k, v in test.intervals.items()},
+        "calibration": calibration,
+        "readout": slot.readout.model_dump(mode="json"),
+        "cost": cost,
+        "settings": json.loads(settings.model_dump_json()),
+    }
+    (out / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    return TrainResult(artifact=artifact, metrics=metrics, cost=cost, intervals=test.intervals)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -245,7 +300,7 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
-def _save(out, model, task, settings, backbone, test: EvalResult, cost, train_examples, test_examples, name):
+def _save(out, model, task, settings, backbone, test: EvalResult, cost, train_examples, splits, name, calibration):
     ok, reason = servable(settings.method)
     manifest = Manifest(
         name=name or f"{task.name}-{settings.method.value}",
@@ -258,12 +313,16 @@ def _save(out, model, task, settings, backbone, test: EvalResult, cost, train_ex
         servable=ok,
         not_servable_reason=reason,
         metrics={k: v for k, v in test.metrics.items()},
+        metrics_ci=test.intervals,
+        readout=model.slots[SLOT].readout,
+        calibration=calibration,
         trainable_params=cost["trainable_params"],
         total_params=cost["total_params"],
         training={**json.loads(settings.model_dump_json()), "cost": cost},
         data_hash=data_hash(train_examples),
+        data=data_summary(task, train_examples, splits),
     )
-    examples = smoke_examples(model, SLOT, test_examples)
+    examples = smoke_examples(model, SLOT, splits["test"])
     # The manifest records the base the adapter was trained on: for full fine-tuning
     # that is the original base, not the tuned copy saved beside it.
     return save_from_model(out, model, SLOT, manifest, examples, with_encoder=settings.method is Method.full)

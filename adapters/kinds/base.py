@@ -13,6 +13,7 @@ from ..encoding import EncodedRow, Encoder
 from ..examples import Example
 from ..heads import Head
 from ..limits import Budget
+from ..readout import IDENTITY, Readout
 from ..tasks import TaskKind, TaskSpec
 
 
@@ -38,6 +39,7 @@ class KindStrategy:
     example_type: ClassVar[type]
     primary_metric: ClassVar[str]  # picks the best epoch
     request_field: ClassVar[str] = "texts"  # what a /predict request carries for this kind
+    label_answers: ClassVar[bool] = True  # one label per item: calibrated, thresholded, class-weighted
     request_hint: ClassVar[str] = "this task takes 'texts'"
     auto_model: ClassVar[str] = "AutoModelForSequenceClassification"  # the transformers baseline's class
     pipeline_task: ClassVar[str] = "text-classification"
@@ -79,35 +81,62 @@ class KindStrategy:
         """One item's answer logits from its rows' logits (one row: that row's)."""
         return rows[0]
 
-    def decode(self, task: TaskSpec, item: EncodedItem, rows: Sequence[torch.Tensor]) -> dict[str, Any]:
+    def decode(
+        self, task: TaskSpec, item: EncodedItem, rows: Sequence[torch.Tensor], readout: Readout = IDENTITY
+    ) -> dict[str, Any]:
         from ..decoding import label_output
 
-        return {**label_output(task, self.logits(item, rows)), **self.how(item)}
+        return {**label_output(task, self.logits(item, rows), readout), **self.how(item)}
 
     @staticmethod
     def how(item: EncodedItem) -> dict[str, Any]:
         """How the input was read, said in every answer (never silently truncated)."""
         return {"windows": item.windows, "strategy": item.strategy, **item.info}
 
-    def predictions(self, task: TaskSpec, items: Sequence[EncodedItem], logits: Sequence[torch.Tensor]) -> list:
+    def predictions(
+        self, task: TaskSpec, items: Sequence[EncodedItem], logits: Sequence[torch.Tensor], readout: Readout = IDENTITY
+    ) -> list:
         """One label per item (sequence, pair) or one tag list per item (token); ``logits``: per item."""
-        return [task.labels[int(i)] for i in self.probabilities(logits).argmax(1)]
+        return readout.labels(task, self.probabilities(logits, readout))
 
     @staticmethod
-    def probabilities(logits: Sequence[torch.Tensor]) -> np.ndarray:
-        """[n, L] class probabilities (float32, as evaluation has always scored them)."""
-        return torch.stack([torch.softmax(lg.float(), -1) for lg in logits]).numpy()
+    def probabilities(logits: Sequence[torch.Tensor], readout: Readout = IDENTITY) -> np.ndarray:
+        """[n, L] calibrated class probabilities, as the service answers them."""
+        return readout.probabilities(torch.stack([lg.float() for lg in logits]))
 
     # -- scoring ------------------------------------------------------------------------
     def metrics(self, task: TaskSpec, gold, pred, scores=None) -> dict[str, float]:
         raise NotImplementedError
 
     def score(
-        self, task: TaskSpec, gold: list, items: Sequence[EncodedItem], logits: Sequence[torch.Tensor]
+        self,
+        task: TaskSpec,
+        gold: list,
+        items: Sequence[EncodedItem],
+        logits: Sequence[torch.Tensor],
+        readout: Readout = IDENTITY,
     ) -> tuple[dict[str, float], list]:
         """Metrics of the items' logits (one tensor per item) against gold labels, and the predictions."""
-        pred = self.predictions(task, items, logits)
+        pred = self.predictions(task, items, logits, readout)
         return self.metrics(task, gold, pred), pred
+
+    def label_counts(self, gold: list) -> dict[str, int]:
+        """What a split holds: examples per label (token tasks: entities per type)."""
+        counts: dict[str, int] = {}
+        for label in gold:
+            counts[str(label)] = counts.get(str(label), 0) + 1
+        return dict(sorted(counts.items()))
+
+    def resampling(self, task: TaskSpec, gold: list, pred: list, scores: np.ndarray | None = None):
+        """``metrics(index)``: the metrics of the examples at ``index`` (repeats allowed), what a
+        bootstrap calls a thousand times: :meth:`figures` of the label ids taken once."""
+        g = np.array([task.label_id(v) if isinstance(v, str) else int(v) for v in gold])
+        p = np.array([task.label_id(v) if isinstance(v, str) else int(v) for v in pred])
+        return lambda index: self.figures(task, g[index], p[index], None if scores is None else scores[index])
+
+    def figures(self, task: TaskSpec, g: np.ndarray, p: np.ndarray, scores: np.ndarray | None) -> dict[str, float]:
+        """:meth:`metrics` from label ids, computed from counts (:mod:`..resampled`)."""
+        raise NotImplementedError
 
     # -- benchmarks -------------------------------------------------------------------------
     def placeholder_row(self, ids: list[int]) -> EncodedRow:

@@ -51,6 +51,11 @@ class PairKind(KindStrategy):
 
         return pair_metrics(task, gold, pred)
 
+    def figures(self, task, g, p, scores):
+        from ..resampled import pair_figures
+
+        return pair_figures(task, g, p)
+
     def placeholder_row(self, ids):
         from ..encoding import EncodedRow
 

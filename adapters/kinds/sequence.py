@@ -10,6 +10,7 @@ from ..encoding import EncodedRow, Encoder, TooLongError
 from ..examples import TextExample
 from ..heads import SequenceHead
 from ..limits import Budget, check_unknown
+from ..readout import IDENTITY
 from ..tasks import TaskKind
 from ..text import count_words
 from ..windows import head_tail, token_chunks
@@ -67,7 +68,12 @@ class SequenceKind(KindStrategy):
 
         return sequence_metrics(task, gold, pred, scores)
 
-    def score(self, task, gold, items, logits):
-        probs = self.probabilities(logits)
-        pred = [task.labels[int(i)] for i in probs.argmax(1)]
+    def figures(self, task, g, p, scores):
+        from ..resampled import sequence_figures
+
+        return sequence_figures(task, g, p, scores)
+
+    def score(self, task, gold, items, logits, readout=IDENTITY):
+        probs = self.probabilities(logits, readout)
+        pred = readout.labels(task, probs)
         return self.metrics(task, gold, pred, probs), pred

@@ -33,6 +33,7 @@ class TokenKind(KindStrategy):
     primary_metric = "entity_f1"
     auto_model = "AutoModelForTokenClassification"
     pipeline_task = "token-classification"
+    label_answers = False  # a tag per word: no temperature, no operating point
 
     def _encode(self, encoder, example):
         return encoder.encode_words(example.words, example.tags)
@@ -97,19 +98,30 @@ class TokenKind(KindStrategy):
         index = p.argmax(-1)
         return kept, [task.labels[i] for i in index.tolist()], p[range(len(index)), index].tolist()
 
-    def decode(self, task, item: EncodedItem, rows: Sequence[torch.Tensor]) -> dict[str, Any]:
+    def decode(self, task, item: EncodedItem, rows: Sequence[torch.Tensor], readout=None) -> dict[str, Any]:
         note: _Note = item.context
         kept, tags, scores = self.word_tags(task, item, rows)
         entities = bio_entities(note.text, [note.spans[w] for w in kept], tags, scores)
         return {"entities": [e.as_dict() for e in entities], **self.how(item)}
 
-    def predictions(self, task, items, logits):
+    def predictions(self, task, items, logits, readout=None):
         return [word_tags(task, lg, it.rows[0].n_words, it.rows[0].word_index)[0] for lg, it in zip(logits, items)]
 
     def metrics(self, task, gold, pred, scores=None):
         from ..metrics import token_metrics
 
         return token_metrics(task, gold, pred)
+
+    def label_counts(self, gold):
+        return super().label_counts([tag[2:] for tags in gold for tag in tags if tag.startswith("B-")])
+
+    def resampling(self, task, gold, pred, scores=None):
+        """Strict entity counts per sentence, summed per resample: the same figures as seqeval's
+        on the whole set, at a thousandth of its cost."""
+        from ..resampled import entity_counts, metrics_from_counts
+
+        counts = entity_counts(gold, pred)
+        return lambda index: metrics_from_counts(counts[index])
 
     def placeholder_row(self, ids):
         return EncodedRow(ids, self.kind, word_starts=list(range(1, len(ids) - 1)), n_words=len(ids) - 2)

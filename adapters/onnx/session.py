@@ -17,6 +17,7 @@ from ..batch import Batch
 from ..encoding import EncodedRow, Encoder, pad_rows
 from ..interface import Slot, predict_rows
 from ..kinds import strategy
+from ..readout import IDENTITY, Readout
 from ..tasks import TaskKind, TaskSpec
 
 CPU = "CPUExecutionProvider"
@@ -136,23 +137,27 @@ class OnnxModel:
         self.provider_options = provider_options
         self.slots: dict[str, Slot] = {}
 
-    def open(self, name: str, exported, task: TaskSpec, max_length: int = 128, long_input=None) -> Slot:
+    def open(
+        self, name: str, exported, task: TaskSpec, max_length: int = 128, long_input=None, readout: Readout = IDENTITY
+    ) -> Slot:
         """A session for ``exported`` (an :class:`~adapters.onnx.export.Exported`), not yet served."""
         session = open_session(exported.model_path, self.provider, self.threads, self.provider_options)
         runner = OnnxRunner(session, task.kind, exported.meta.get("pad_id", self.tokenizer.pad_token_id or 0))
         encoder = Encoder(self.tokenizer, task, max_length=max_length, long_input=long_input)
-        return Slot(name, task, encoder, runner=runner)
+        return Slot(name, task, encoder, runner=runner, readout=readout)
 
     def insert(self, slot: Slot) -> None:
         if slot.name in self.slots:
             raise KeyError(f"adapter {slot.name!r} is already loaded")
         self.slots[slot.name] = slot
 
-    def add(self, name: str, exported, task: TaskSpec, max_length: int = 128, long_input=None) -> Slot:
+    def add(
+        self, name: str, exported, task: TaskSpec, max_length: int = 128, long_input=None, readout: Readout = IDENTITY
+    ) -> Slot:
         """Open ``exported`` and serve it as adapter ``name``."""
         if name in self.slots:
             raise KeyError(f"adapter {name!r} is already loaded")
-        slot = self.open(name, exported, task, max_length, long_input)
+        slot = self.open(name, exported, task, max_length, long_input, readout)
         self.insert(slot)
         return slot
 

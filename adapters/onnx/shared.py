@@ -208,6 +208,7 @@ class SharedOnnxModel:
             head=artifact.build_head().eval(),
             lora=weights,
             rank=rank,
+            readout=m.readout,
         )
         self._packed = None
 

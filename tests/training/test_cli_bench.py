@@ -66,12 +66,27 @@ def test_both_trainers_run_per_seed_and_are_reported(synth, served_folder, tmp_p
     # Same LoRA on the same modules, same head: the same number of trained weights.
     assert means[0]["trainable_params"] == means[1]["trainable_params"]
     summary = data["summary"]
-    assert summary["seeds"] == 2 and len(summary["f1_points_paired_differences"]) == 2
-    assert summary["f1_points_bedside_minus_trainer"] == pytest.approx(
+    assert summary["seeds"] == 2 and len(summary["points_paired_differences"]) == 2
+    assert summary["points_first_minus_second"] == pytest.approx(
         100 * (means[0]["test_entity_f1"] - means[1]["test_entity_f1"])
     )
-    assert summary["speed_ratio_bedside_over_trainer"] > 0
+    assert summary["speed_ratio_first_over_second"] > 0
+    assert summary["epoch_time_ratio_first_over_second"] == pytest.approx(1 / summary["speed_ratio_first_over_second"])
     assert (tmp_path / "train.png").stat().st_size > 0
+
+
+def test_lora_against_full_fine_tuning(synth, served_folder, tmp_path):
+    args = ["--task", "mortality", "--data", str(synth["mortality"]), "--backbone", str(served_folder)]
+    args += ["--limit", "16", "--limit-eval", "12", "--batch-size", "8", "--max-length", "32"]
+    result = CliRunner().invoke(_app(), [*args, "--compare", "methods", "--full-lr", "1e-4", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "train.json").read_text())
+    means = [r for r in data["results"] if r["seed"] == "mean"]
+    assert [r["trainer"] for r in means] == ["lora (bedside trainer)", "full fine-tuning (bedside trainer)"]
+    assert means[0]["trainable_params"] < means[1]["trainable_params"]  # LoRA trains a small share
+    assert data["summary"]["metric"] == "test_auroc" and data["summary"]["compare"] == "methods"
+    bad = CliRunner().invoke(_app(), [*args, "--compare", "speed", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "trainers or methods" in bad.output
 
 
 def test_bad_seeds_are_refused(synth, served_folder, tmp_path):
@@ -110,3 +125,18 @@ def test_sequence_tasks_are_refused(synth, served_folder, tmp_path):
         ],
     )
     assert result.exit_code == 2 and "token tasks" in " ".join(result.output.split())
+
+
+def test_step_profile_measures_each_variant_in_its_own_process(synth, served_folder, tmp_path):
+    from bedside.training.cli_bench import step_bench
+
+    app = typer.Typer()
+    app.command()(step_bench)
+    args = ["--task", "ner", "--data", str(synth["ner"]), "--backbone", str(served_folder), "--steps", "2"]
+    result = CliRunner().invoke(app, [*args, "--batch-size", "4", "--variants", ",peft", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    default, peft = json.loads((tmp_path / "step.json").read_text())["results"]
+    assert default["variant"] == "default" and default["fused_lora_layers"] > 0 and peft["fused_lora_layers"] == 0
+    assert default["time_vs_first"] == 1.0 and peft["steps"] == default["steps"] == 2
+    assert default["saved_activations_mb_longest_batch"] > 0 and default["peak_rss_mb"] >= default["final_rss_mb"] * 0.5
+    assert (tmp_path / "step.png").stat().st_size > 0

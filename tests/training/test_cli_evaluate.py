@@ -93,6 +93,11 @@ def test_onnx_int8_and_torch_only(synth, served_folder, tmp_path):
         assert ("onnx" in data) is bool(args)
         if args:
             assert 0.0 <= data["onnx"]["label_agreement_with_torch"] <= 1.0
+        else:  # intervals and calibration as served are printed and written
+            low, high = data["intervals"]["accuracy"]
+            assert low <= data["metrics"]["accuracy"] <= high
+            assert set(data["calibration"]) == {"before", "after"} and "ece" in data["calibration"]["after"]
+            assert "95 % interval" in result.output and "calibration (T =" in result.output
 
 
 def test_unknown_backend_is_refused(synth, served_folder, tmp_path):

@@ -8,10 +8,23 @@ from pydantic import ValidationError
 from bedside.training.settings import ALL_LINEAR, PAPER_TARGETS, TrainSettings
 
 
-def test_paper_recipe_is_the_default():
+def test_the_best_measured_recipe_is_the_default_and_the_paper_is_one_flag_away():
     s = TrainSettings()
-    assert (s.recipe, s.rank, s.alpha, s.target_modules, s.lr, s.epochs) == ("paper", 8, 8, PAPER_TARGETS, 3e-4, 5)
-    assert TrainSettings(method="full").lr == 3e-5
+    assert (s.recipe, s.rank, s.alpha, s.target_modules, s.lr, s.epochs) == ("bedside", 16, 32, ALL_LINEAR, 1e-3, 3)
+    s = TrainSettings(recipe="paper")
+    assert (s.rank, s.alpha, s.target_modules, s.lr, s.epochs) == (8, 8, PAPER_TARGETS, 3e-4, 5)
+    assert TrainSettings(method="full").lr == 3e-5 and TrainSettings(recipe="paper", method="full").lr == 3e-5
+
+
+@pytest.mark.parametrize("rule", ["argmax", "f1", "youden", "sensitivity:0.9", "ppv:0.5", "sensitivity:1"])
+def test_threshold_rules(rule):
+    assert TrainSettings(threshold_rule=rule).threshold_rule == rule
+
+
+@pytest.mark.parametrize("rule", ["sensitivity", "ppv:1.5", "accuracy", "sensitivity:-0.1"])
+def test_bad_threshold_rules_are_refused(rule):
+    with pytest.raises(ValidationError, match="threshold_rule"):
+        TrainSettings(threshold_rule=rule)
 
 
 def test_bedside_recipe_and_overrides():

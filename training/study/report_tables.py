@@ -51,6 +51,8 @@ def summarise_main(rows):
         out[(backbone, method, task)] = {
             "score": _median([r["score"] for r in group]),
             "std": _std([r["score"] for r in group]),
+            "low": _median([r.get("score_low") for r in group]),
+            "high": _median([r.get("score_high") for r in group]),
             "n": len(group),
             "trainable_params": _median([r["trainable_params"] for r in group]),
             "backbone_params": group[0]["backbone_params"],
@@ -61,14 +63,19 @@ def summarise_main(rows):
     return out
 
 
+def _interval(s) -> str:
+    return "—" if s.get("low") is None or s.get("high") is None else f"{_pct(s['low'])}–{_pct(s['high'])}"
+
+
 def main_table(summary, tasks, rows) -> str:
     lines = []
     for task in tasks:
         lines += [
-            f"**{task}** (test {_metric(rows, task)} ×100, median ± std over seeds)",
+            f"**{task}** (test {_metric(rows, task)} ×100, median ± std over seeds; 95 % bootstrap interval "
+            "of the test set, median over seeds)",
             "",
-            "| backbone | size | method | score | seeds | trainable params | train time (s) |",
-            "|---|---|---|---|---|---|---|",
+            "| backbone | size | method | score | 95 % interval | seeds | trainable params | train time (s) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for (backbone, method, t), s in sorted(
             summary.items(), key=lambda kv: (kv[1]["backbone_params"] or 0, kv[0][0], kv[0][1])
@@ -76,7 +83,7 @@ def main_table(summary, tasks, rows) -> str:
             if t == task:
                 lines.append(
                     f"| {backbone} | {_params(s['backbone_params'])} | {method} | {_pct(s['score'])} ± "
-                    f"{100 * s['std']:.1f} | {s['n']} | {_params(s['trainable_params'])} | "
+                    f"{100 * s['std']:.1f} | {_interval(s)} | {s['n']} | {_params(s['trainable_params'])} | "
                     f"{s['train_seconds'] or 0:.0f} |"
                 )
         lines.append("")

@@ -33,7 +33,7 @@ COST_FIELDS = [
     "eval_examples_per_s",
     "train_examples_per_s",
 ]
-SCORE_FIELDS = ["metric", "score", "val_score"]
+SCORE_FIELDS = ["metric", "score", "score_low", "score_high", "val_score"]  # low/high: 95 % bootstrap
 # The table's leading columns (test_* metrics follow): identity, cost and scores in reading order.
 COLUMNS = [*RUN_FIELDS[:6], COST_FIELDS[0], *RUN_FIELDS[6:12], *SCORE_FIELDS, *COST_FIELDS[1:], *RUN_FIELDS[12:]]
 
@@ -44,7 +44,10 @@ def flatten(result: dict) -> dict:
     val = next((k for k in metrics if k.startswith("val_")), None)
     if val:
         name = val[len("val_") :]
-        row.update(metric=name, score=metrics.get(f"test_{name}"), val_score=metrics.get(val))
+        low, high = (result.get("intervals") or {}).get(name) or (None, None)
+        row.update(
+            metric=name, score=metrics.get(f"test_{name}"), score_low=low, score_high=high, val_score=metrics.get(val)
+        )
     row.update({key: cost.get(key) for key in COST_FIELDS})
     row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
     return row

@@ -156,6 +156,7 @@ def execute(config: StudyConfig, config_path: Path, run: Run, out: Path, progres
             backbone_params=backbone_params,
             task_kind=spec.kind.value,
             metrics=result.metrics,
+            intervals=result.intervals,
             cost=result.cost,
             settings=settings.model_dump(mode="json"),
         )

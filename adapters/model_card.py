@@ -48,6 +48,8 @@ def _data(m: Manifest) -> str:
 def _calibration(m: Manifest) -> str:
     c = m.calibration
     if not c:
+        if m.task.kind.value == "token":
+            return "Not applicable: a tag per word; each entity's score is its words' softmax, not calibrated."
         return "Not calibrated: probabilities are the softmax of the logits as trained."
     lines = [
         f"Temperature scaling fitted on the validation split: **T = {m.readout.temperature:.3f}** "
@@ -101,6 +103,7 @@ def _reading(m: Manifest) -> str:
 def model_card(m: Manifest) -> str:
     serve = "yes" if m.servable else f"no — {m.not_servable_reason}"
     recipe = m.training.get("recipe", "—")
+    targets = ", ".join(m.training.get("target_modules") or []) or "—"
     return f"""# {m.name} (version {m.version})
 
 **Task:** `{m.task.name}` ({m.task.kind.value}) — {m.task.description or "user-defined task"}
@@ -117,10 +120,12 @@ training data; check it on local notes (and on the patient groups that matter) b
 {_data(m)}
 
 ## Method
-{m.method.value}, recipe `{recipe}` · trainable parameters: {m.trainable_params} of {m.total_params} ·
-learning rate {_value(m.training.get("lr"))}, epochs {_value(m.training.get("epochs"))} (best:
-{_value(m.training.get("cost", {}).get("best_epoch"))}), batch {_value(m.training.get("batch_size"))},
-seed {_value(m.training.get("seed"))}.
+- {m.method.value}, recipe `{recipe}`: rank {_value(m.training.get("rank"))}, \
+alpha {_value(m.training.get("alpha"))} on `{targets}`, LoRA dropout {_value(m.training.get("dropout"))}
+- trainable parameters: {m.trainable_params} of {m.total_params}
+- learning rate {_value(m.training.get("lr"))}, epochs run {_value(m.training.get("cost", {}).get("epochs_run"))} \
+of {_value(m.training.get("epochs"))} (best: {_value(m.training.get("cost", {}).get("best_epoch"))}), \
+batch {_value(m.training.get("batch_size"))}, seed {_value(m.training.get("seed"))}
 
 ## Metrics (held-out test split, 95 % bootstrap intervals)
 | metric | value | 95 % interval |

@@ -257,3 +257,11 @@ def test_onnx_serves_the_same_calibrated_probabilities(calibrated_artifact, tmp_
             assert got["label"] == want["label"]
             for label in MORTALITY.labels:
                 assert got["probabilities"][label] == pytest.approx(want["probabilities"][label], abs=1e-5)
+
+
+def test_a_separable_validation_split_does_not_sharpen_without_bound():
+    from bedside.training.calibration import T_MIN
+
+    logits = np.array([[2.0, -2.0], [-2.0, 2.0]] * 50)
+    labels = np.array([0, 1] * 50)  # every answer right: NLL falls all the way to T -> 0
+    assert fit_temperature(logits, labels) == pytest.approx(T_MIN, rel=1e-3)

@@ -9,7 +9,7 @@ markers for pair tasks.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,11 +89,14 @@ class Encoder:
         """The text's token ids without special tokens."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def word_pieces(self, words: list[str]) -> list[list[int]]:
-        """The token ids of each word (empty for a word the tokenizer drops)."""
+    def word_pieces(self, words: list[str], on_count: Callable[[int], None] | None = None) -> list[list[int]]:
+        """The token ids of each word (empty for a word the tokenizer drops). ``on_count`` hears the
+        token count first, before any per-token work (a budget refuses there)."""
         if not words:
             return []
         enc = self.tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+        if on_count is not None:
+            on_count(len(enc["input_ids"]))
         pieces: list[list[int]] = [[] for _ in words]
         for token, word in zip(enc["input_ids"], enc.word_ids()):
             if word is not None:

@@ -67,7 +67,7 @@ def check_unknown(ids: list[int], unknown_id: int | None, limits: InputLimits) -
     """Refuse a text whose tokens are mostly the tokenizer's unknown token."""
     if unknown_id is None or not ids:
         return
-    unknown = sum(1 for i in ids if i == unknown_id)
+    unknown = ids.count(unknown_id)
     if unknown and unknown / len(ids) > limits.max_unknown_share:
         raise MostlyUnknown(
             f"{unknown} of the text's {len(ids)} tokens are unknown to the model "

@@ -14,7 +14,7 @@ from ..examples import Span, TokenExample
 from ..heads import TokenHead
 from ..limits import Budget, check_unknown
 from ..tasks import TaskKind
-from ..text import sentence_ids, split_words
+from ..text import count_words, sentence_ids, split_words
 from ..windows import best_windows, word_windows
 from .base import EncodedItem, KindStrategy
 
@@ -42,13 +42,12 @@ class TokenKind(KindStrategy):
         return example.tags
 
     def encode_request(self, encoder: Encoder, item: str, budget: Budget) -> EncodedItem:
+        budget.spend(words=count_words(item))  # before a word is built: an over-long text costs little
         words = split_words(item)
         if not words:
             raise ValueError("the text has no words")
-        budget.spend(words=len(words))
-        pieces = encoder.word_pieces([w for w, _ in words])
+        pieces = encoder.word_pieces([w for w, _ in words], on_count=lambda n: budget.spend(tokens=n))
         flat = [p for word in pieces for p in word]
-        budget.spend(tokens=len(flat))
         check_unknown(flat, encoder.unknown_id, budget.limits)
         spans = [s for _, s in words]
         counts = [len(p) for p in pieces]

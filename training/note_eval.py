@@ -25,8 +25,8 @@ def span_scores(gold: Iterable[set[Span]], pred: Iterable[set[Span]]) -> dict:
     n_gold: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
     for g, p in zip(gold, pred):
-        for kind, bag in (("gold", g), ("pred", p)):
-            (n_gold if kind == "gold" else n_pred).update(s[2] for s in bag)
+        n_gold.update(s[2] for s in g)
+        n_pred.update(s[2] for s in p)
         tp.update(s[2] for s in g & p)
 
     def prf(t: int, ng: int, np_: int) -> dict:

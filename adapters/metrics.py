@@ -59,7 +59,7 @@ def compute_metrics(task: TaskSpec, gold, pred, scores=None) -> dict[str, float]
     return strategy(task.kind).metrics(task, gold, pred, scores)
 
 
-def _label_ids(task: TaskSpec, values: Sequence) -> np.ndarray:
+def label_ids(task: TaskSpec, values: Sequence) -> np.ndarray:
     ids = []
     for value in values:
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -91,7 +91,7 @@ def auroc(task: TaskSpec, gold_ids: np.ndarray, scores) -> float | None:
 
 
 def sequence_metrics(task: TaskSpec, gold, pred, scores=None) -> dict[str, float]:
-    g, p = _label_ids(task, gold), _label_ids(task, pred)
+    g, p = label_ids(task, gold), label_ids(task, pred)
     metrics: dict[str, float] = {}
     if scores is not None:
         value = auroc(task, g, scores)
@@ -127,7 +127,7 @@ def token_metrics(task: TaskSpec, gold, pred) -> dict[str, float]:
 
 
 def pair_metrics(task: TaskSpec, gold, pred) -> dict[str, float]:
-    g, p = _label_ids(task, gold), _label_ids(task, pred)
+    g, p = label_ids(task, gold), label_ids(task, pred)
     negative = task.label_to_id.get(task.negative_label) if task.negative_label else None
     seen = set(g.tolist()) | set(p.tolist())
     relations = [i for i in range(task.num_labels) if i != negative and i in seen]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from bedside.adapters.metrics import label_ids
 from bedside.adapters.readout import OperatingPoint, Readout
 from bedside.adapters.tasks import TaskSpec
 
@@ -180,10 +181,6 @@ def reliability_plot(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def label_ids(task: TaskSpec, gold: list) -> np.ndarray:
-    return np.array([task.label_id(g) if isinstance(g, str) else int(g) for g in gold])
 
 
 def fit_on_validation(task: TaskSpec, val, rule: str, calibrate: bool) -> tuple[Readout, dict]:

@@ -42,9 +42,10 @@ def _print_metrics(title: str, metrics: dict, cost: dict | None = None, interval
 
 def _print_calibration(title: str, task, result, readout) -> dict:
     """Sequence and pair tasks: NLL, Brier and ECE of the split, raw softmax and as served."""
+    from bedside.adapters.metrics import label_ids
     from bedside.adapters.readout import IDENTITY
 
-    from .calibration import label_ids, scores
+    from .calibration import scores
 
     probs = result.scores(IDENTITY)
     if probs is None:

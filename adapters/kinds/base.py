@@ -130,8 +130,9 @@ class KindStrategy:
     def resampling(self, task: TaskSpec, gold: list, pred: list, scores: np.ndarray | None = None):
         """``metrics(index)``: the metrics of the examples at ``index`` (repeats allowed), what a
         bootstrap calls a thousand times: :meth:`figures` of the label ids taken once."""
-        g = np.array([task.label_id(v) if isinstance(v, str) else int(v) for v in gold])
-        p = np.array([task.label_id(v) if isinstance(v, str) else int(v) for v in pred])
+        from ..metrics import label_ids
+
+        g, p = label_ids(task, gold), label_ids(task, pred)
         return lambda index: self.figures(task, g[index], p[index], None if scores is None else scores[index])
 
     def figures(self, task: TaskSpec, g: np.ndarray, p: np.ndarray, scores: np.ndarray | None) -> dict[str, float]:

@@ -51,14 +51,23 @@ class Budget:
     tokens: int = 0
     words: int = 0
 
+    def could_pass(self, chars: int) -> bool:
+        """Whether a text of ``chars`` characters might pass the token cap (a word piece covers at
+        least one character): only such a text needs counting before its words are built."""
+        return self.tokens + chars > self.limits.max_tokens
+
     def spend(self, tokens: int = 0, words: int = 0) -> None:
-        self.tokens += tokens
         self.words += words
         if self.words > self.limits.max_words:
             raise InputTooLarge(f"the request has over {self.limits.max_words} words; send fewer or shorter texts")
-        if self.tokens > self.limits.max_tokens:
+        self.check(tokens)
+        self.tokens += tokens
+
+    def check(self, tokens: int) -> None:
+        """Refuse if ``tokens`` more would pass the cap, without spending them (an early count)."""
+        if self.tokens + tokens > self.limits.max_tokens:
             raise InputTooLarge(
-                f"the request has over {self.limits.max_tokens} tokens ({self.tokens} so far); "
+                f"the request has over {self.limits.max_tokens} tokens ({self.tokens + tokens} so far); "
                 "send fewer or shorter texts"
             )
 

@@ -43,6 +43,10 @@ class TokenKind(KindStrategy):
 
     def encode_request(self, encoder: Encoder, item: str, budget: Budget) -> EncodedItem:
         budget.spend(words=count_words(item))  # before a word is built: an over-long text costs little
+        if budget.could_pass(len(item)):
+            # the tokenizer counts the raw text without the GIL; building every word first would hold
+            # it (and starve the event loop) for a text about to be refused
+            budget.check(tokens=len(encoder.body_ids(item)))
         words = split_words(item)
         if not words:
             raise ValueError("the text has no words")

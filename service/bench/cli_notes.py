@@ -37,7 +37,7 @@ def notes(
 
     from ..server import served
     from . import notes as bench
-    from .notes_workload import bare_tokens_per_s, build_requests, note_pipelines, pipeline_rate, read_notes
+    from .notes_workload import bare_seconds_per_row_token, build_requests, note_pipelines, pipeline_rate, read_notes
     from .service import load_runtime
 
     folder = results_folder(out)
@@ -55,7 +55,7 @@ def notes(
     pipes = note_pipelines(plain, max_length)
 
     def local(when: str) -> dict:
-        rates: dict = {"bare_tokens_per_s": bare_tokens_per_s(encoder, requests)}
+        rates: dict = {"bare_seconds_per_row_token": bare_seconds_per_row_token(encoder, requests)}
         rates["pipeline"] = pipeline_rate(pipes, requests, baseline_seconds, max_length)
         console.print({when: rates})
         return rates
@@ -69,14 +69,21 @@ def notes(
             console.print({"coverage": checked})
         results = [asyncio.run(bench.closed_loop(url, requests, c, seconds, warmup)) for c in int_list(concurrency)]
     after = local("after the server load")
-    bare = (before["bare_tokens_per_s"] + after["bare_tokens_per_s"]) / 2
-    pipe = {k: (before["pipeline"][k] + after["pipeline"][k]) / 2 for k in ("tokens_per_s", "notes_per_s")}
+    bare = (before["bare_seconds_per_row_token"] + after["bare_seconds_per_row_token"]) / 2
+    pipe = {
+        task: (before["pipeline"]["seconds_per_token"][task] + after["pipeline"]["seconds_per_token"][task]) / 2
+        for task in before["pipeline"]["seconds_per_token"]
+    }
     for r in results:
+        answered = r["_samples"]  # (note tokens, seconds, task, row tokens)
+        tokens = sum(s[0] for s in answered)
+        bare_s = sum(s[3] for s in answered) * bare
+        pipe_s = sum(s[0] * pipe[s[2]] for s in answered)
         r.update(
-            bare_tokens_per_s=bare,
-            pipeline_tokens_per_s=pipe["tokens_per_s"],
-            service_over_bare=r["tokens_per_s"] / bare,
-            service_over_pipeline=r["tokens_per_s"] / pipe["tokens_per_s"],
+            bare_tokens_per_s=tokens / bare_s if bare_s else float("nan"),
+            pipeline_tokens_per_s=tokens / pipe_s if pipe_s else float("nan"),
+            service_over_bare=bare_s / r["seconds"],  # the bare encoder's time for the same notes / the service's
+            service_over_pipeline=pipe_s / r["seconds"],
         )
     top = max(results, key=lambda r: r["clients"])
     tokens = sorted(r.tokens for r in requests)
@@ -90,7 +97,7 @@ def notes(
         "service_over_bare": top["service_over_bare"],
         "service_over_pipeline": top["service_over_pipeline"],
         "targets": {"service_over_bare": 0.8, "service_over_pipeline": 1.5},
-        "latency_fit_r2": {str(r["clients"]): r["fit_r2"] for r in results},
+        "latency_fit": {str(r["clients"]): r.pop("fits") for r in results},
         "local_rates_before": before,
         "local_rates_after": after,
     }
@@ -98,16 +105,11 @@ def notes(
         summary["coverage"] = checked
     samples = [r.pop("_samples") for r in results]
     columns_shown = ["clients", "notes_per_s", "tokens_per_s", "p50_ms", "p95_ms", "p99_ms", "errors"]
-    columns_shown += [
-        "service_over_bare",
-        "service_over_pipeline",
-        "fit_ms_per_1k_tokens",
-        "fit_intercept_ms",
-        "fit_r2",
-    ]
+    columns_shown += ["bare_tokens_per_s", "pipeline_tokens_per_s", "service_over_bare", "service_over_pipeline"]
 
     def plots(d: Path) -> None:
-        with_samples = [{**r, "_samples": s} for r, s in zip(results, samples)]
+        fits = summary["latency_fit"]
+        with_samples = [{**r, "_samples": s, "fits": fits[str(r["clients"])]} for r, s in zip(results, samples)]
         bench.plot(with_samples, d / "notes_latency.png", f"whole notes: latency vs length ({len(requests)} notes)")
         report.series_plot(
             results,

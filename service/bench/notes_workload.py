@@ -42,6 +42,11 @@ class NoteRequest:
     pairs: list[dict] = field(default_factory=list)  # extract: the candidate pair items
 
     @property
+    def row_tokens(self) -> int:
+        """Tokens of every row forwarded for the note (windows, pairs, special tokens)."""
+        return sum(len(row) for row in self.rows)
+
+    @property
     def path(self) -> str:
         return "/extract" if self.task == "extract" else "/predict"
 
@@ -89,9 +94,10 @@ def _span(entity: dict) -> dict:
     return {"start": entity["start"], "end": entity["end"]}
 
 
-def bare_tokens_per_s(encoder, requests: list[NoteRequest], batch: int = 32, rounds: int = 1) -> float:
-    """Note tokens per second when the bare base encoder (no adapters, no heads) runs every row of
-    every request, in batches of ``batch`` rows sorted by length: the ceiling of any torch serving."""
+def bare_seconds_per_row_token(encoder, requests: list[NoteRequest], batch: int = 32, rounds: int = 1) -> float:
+    """Seconds per forwarded row token when the bare base encoder (no adapters, no heads) runs every
+    row of every request, in batches of ``batch`` rows sorted by length: the ceiling of any torch
+    serving. A set of notes then costs its row tokens times this, whatever its mix of tasks."""
     from bedside.adapters.encoding import pad_rows
 
     rows = sorted((row for r in requests for row in r.rows), key=len)
@@ -104,7 +110,7 @@ def bare_tokens_per_s(encoder, requests: list[NoteRequest], batch: int = 32, rou
             for ids, mask in batches:
                 encoder(input_ids=ids, attention_mask=mask)
             best = min(best, time.perf_counter() - start)
-    return sum(r.tokens for r in requests) / best
+    return best / sum(r.row_tokens for r in requests)
 
 
 def note_pipelines(backbone, max_length: int) -> dict:
@@ -151,17 +157,22 @@ def pipeline_call(pipes: dict, request: NoteRequest, max_length: int) -> None:
 
 
 def pipeline_rate(pipes: dict, requests: list[NoteRequest], seconds: float, max_length: int) -> dict:
-    """Notes/s and note tokens/s through the pipelines, one note at a time, tasks in turn."""
+    """Notes/s and note tokens/s through the pipelines, one note at a time, tasks in turn (at least
+    one note per task), and per task the seconds per note token: what any mix of notes costs."""
     with torch.inference_mode():
         pipeline_call(pipes, requests[0], max_length)  # warm-up
         latencies, tokens, i = [], 0, 0
+        spent: dict[str, list[float]] = {}  # task: [seconds, note tokens]
         start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
+        while time.perf_counter() - start < seconds or i < len(TASKS):
             request = requests[i % len(requests)]
             t0 = time.perf_counter()
             pipeline_call(pipes, request, max_length)
             latencies.append(time.perf_counter() - t0)
             tokens += request.tokens
+            cost = spent.setdefault(request.task, [0.0, 0])
+            cost[0] += latencies[-1]
+            cost[1] += request.tokens
             i += 1
         elapsed = time.perf_counter() - start
     return {
@@ -169,4 +180,5 @@ def pipeline_rate(pipes: dict, requests: list[NoteRequest], seconds: float, max_
         "tokens_per_s": tokens / elapsed,
         "p50_ms": _pct(latencies, 50),
         "answered": len(latencies),
+        "seconds_per_token": {task: s / max(n, 1) for task, (s, n) in spent.items()},
     }

@@ -59,3 +59,16 @@ def test_too_long_is_an_error_unless_truncation_is_on(tiny):
 def test_wrong_example_kind_is_refused(tiny):
     with pytest.raises(TypeError, match="cannot encode"):
         Encoder(tiny.tokenizer, PRESETS["ner"]).encode(TextExample("text"))
+
+
+def test_count_words_in_chunks_matches_split_words():
+    import random
+
+    from bedside.adapters.text import COUNT_CHUNK, count_words
+
+    pieces = ["ab", "é", "e\u0301", "x-y", "don't", " ", "\n", "\t", "!", "12", "\u200b", "a\u00adb", "😀"]
+    rng = random.Random(1)
+    for _ in range(40):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 3 * COUNT_CHUNK)))
+        assert count_words(text) == len(split_words(text))
+    assert count_words("!?" * COUNT_CHUNK) == 2 * COUNT_CHUNK  # no space to cut after: cut where the chunk ends

@@ -53,8 +53,14 @@ class BankedLinear(nn.Module):
                 f"LoRA shapes {tuple(a.shape)}/{tuple(b_scaled.shape)} do not fit "
                 f"{self.base.in_features}->{self.base.out_features}"
             )
-        w = self.base.weight
-        self.adapters[name] = (a.to(w.device, w.dtype).contiguous(), b_scaled.to(w.device, w.dtype).contiguous())
+        device, dtype = self._lora_place()
+        self.adapters[name] = (a.to(device, dtype).contiguous(), b_scaled.to(device, dtype).contiguous())
+
+    def _lora_place(self) -> tuple[torch.device, torch.dtype]:
+        """Where LoRA weights live: beside a float base, or in fp32 on the CPU beside an int8 one."""
+        if isinstance(self.base, nn.Linear):
+            return self.base.weight.device, self.base.weight.dtype
+        return torch.device("cpu"), torch.float32
 
     def remove(self, name: str) -> None:
         self.adapters.pop(name, None)
@@ -76,7 +82,8 @@ class BankedLinear(nn.Module):
         if lora is None:
             return self.base(x)
         a, b = lora
-        if x.numel() // x.shape[-1] >= MERGE_MIN_TOKENS:
+        # An int8 base (dynamically quantised Linear) cannot take a merged float matrix.
+        if isinstance(self.base, nn.Linear) and x.numel() // x.shape[-1] >= MERGE_MIN_TOKENS:
             return nn.functional.linear(x, torch.addmm(self.base.weight, b, a), self.base.bias)
         return self.base(x) + (x @ a.T) @ b.T
 

@@ -3,8 +3,9 @@
 Design ``merged`` (default, the faster one measured): every adapter version is exported
 with its LoRA folded into a copy of the base and its head in the graph, cached by the
 artifact's sha256; a swap exports (or reuses) and opens the new version's session beside
-the old one before the pointer flips. Design ``shared``: one encoder graph whose LoRA
-weights are inputs; a swap re-packs those inputs, the session stays.
+the old one before the pointer flips. Design ``shared``: one encoder graph (fp32, or int8
+base MatMuls with the LoRA path in fp32) whose LoRA weights are inputs; a swap re-stacks
+those inputs, the session stays.
 
 The execution provider follows the service's device (``auto``: CUDA when present, else
 CPU) and every session is checked to run on it (:func:`~adapters.onnx.session.open_session`).
@@ -19,8 +20,8 @@ from bedside.adapters.artifact import Artifact, check_servable
 from bedside.adapters.backbones import Backbone
 from bedside.adapters.interface import Slot
 from bedside.adapters.onnx.export import export_artifact
-from bedside.adapters.onnx.session import OnnxModel, provider_for, variant_for
-from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
+from bedside.adapters.onnx.session import CPU, OnnxModel, provider_for, variant_for
+from bedside.adapters.onnx.shared import SHARED_VARIANTS, SharedOnnxModel, export_shared, linear_targets
 
 from .backends import ModelBackend
 from .settings import ServiceSettings
@@ -95,10 +96,14 @@ class SharedOnnxBackend(OnnxBackend):
 
     def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
         super().__init__(backbone, settings)
-        if self.variant != "fp32":
-            raise ValueError("the shared ONNX design runs fp32 only (BEDSIDE_ONNX_VARIANT=fp32)")
+        if settings.onnx_variant == "auto":  # no fp16 shared graph: int8 on CPU, fp32 elsewhere
+            self.variant = "int8" if self.provider == CPU else "fp32"
+        if self.variant not in SHARED_VARIANTS:
+            raise ValueError(
+                f"the shared ONNX design runs {' or '.join(SHARED_VARIANTS)} (BEDSIDE_ONNX_VARIANT), not {self.variant}"
+            )
         targets = [t.strip() for t in settings.onnx_shared_targets.split(",") if t.strip()]
-        graph, meta = export_shared(backbone, linear_targets(backbone, targets), self.cache)
+        graph, meta = export_shared(backbone, linear_targets(backbone, targets), self.cache, variant=self.variant)
         self.shared = self.model = SharedOnnxModel(backbone, graph, meta, self.provider, settings.threads, self.options)
 
     def prepare(self, path: Path, artifact: Artifact) -> Artifact:

@@ -49,7 +49,8 @@ class ServiceSettings(PathSettings):
         "shared (one encoder graph, LoRA weights as inputs)",
     )
     onnx_shared_targets: str = Field(
-        "query,key,value", description="shared design: the Linear layers whose LoRA weights are graph inputs"
+        "query,key,value,dense",
+        description="shared design: the Linear layers whose LoRA weights are graph inputs (default: every BERT Linear)",
     )
     lora_path: Literal["bank", "peft"] = Field(
         "bank",

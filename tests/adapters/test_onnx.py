@@ -223,34 +223,52 @@ def test_cli_export(onnx_artifacts, served_folder, tmp_path):
 
 
 # -- design B: one shared encoder graph, LoRA weights as inputs ------------------------------
-def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cache):
+def _mixed_batch(onnx_artifacts):
+    """Two rows per task, interleaved by adapter and length, and the torch bank's logits."""
     from bedside.adapters.artifact import attach
     from bedside.adapters.multi import MultiAdapterModel
-    from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
 
     artifacts = {task: load_artifact(onnx_artifacts[task]) for task in TASKS}
     reference = MultiAdapterModel(tiny_backbone(seed=0))
     for task in TASKS:
         attach(reference, artifacts[task], task)
     reference.eval()
-    graph, meta = export_shared(base, linear_targets(base), cache)
-    shared = SharedOnnxModel(base, graph, meta, provider=CPU)
-    for task in TASKS:
-        shared.add(task, artifacts[task])
     rows, names = [], []
     for task in TASKS:
         predictor = Predictor(reference, task)
         for item in PAIRS[:2] if task == "relations" else TEXTS[:2] if task != "ner" else TEXTS[1:3]:
             rows.append(predictor.encode(item).rows[0])
             names.append(task)
-    order = [5, 0, 7, 2, 4, 1, 6, 3]  # interleave adapters and lengths
+    order = [5, 0, 7, 2, 4, 1, 6, 3]
     rows, names = [rows[i] for i in order], [names[i] for i in order]
     with torch.inference_mode():
         expected = reference(rows, names)
+    return artifacts, rows, names, expected
+
+
+def _shared_model(base, cache, artifacts, variant):
+    from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
+
+    graph, meta = export_shared(base, linear_targets(base), cache, variant=variant)
+    shared = SharedOnnxModel(base, graph, meta, provider=CPU)
+    for task in TASKS:
+        shared.add(task, artifacts[task])
+    return graph, shared
+
+
+def _max_probability_gap(got, expected):
+    return max((torch.softmax(g, -1) - torch.softmax(e, -1)).abs().max().item() for g, e in zip(got, expected))
+
+
+def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cache):
+    from bedside.adapters.onnx.shared import export_shared, linear_targets
+
+    artifacts, rows, names, expected = _mixed_batch(onnx_artifacts)
+    graph, shared = _shared_model(base, cache, artifacts, "fp32")
     got = shared(rows, names)
     assert [g.shape for g in got] == [e.shape for e in expected]
-    assert max((torch.softmax(g, -1) - torch.softmax(e, -1)).abs().max().item() for g, e in zip(got, expected)) <= 1e-3
-    # A swap re-packs the inputs; the graph and its session stay.
+    assert _max_probability_gap(got, expected) <= 1e-3
+    # A swap re-stacks the inputs; the graph and its session stay.
     session = shared.session
     shared.remove("ner")
     shared.add("ner", artifacts["ner"])
@@ -258,6 +276,27 @@ def test_shared_graph_serves_a_mixed_batch_of_all_four(onnx_artifacts, base, cac
     assert shared.session is session
     assert all(torch.allclose(a, g, atol=1e-5) for a, g in zip(again, got))
     assert export_shared(base, linear_targets(base), cache)[0] == graph  # cached
+
+
+def test_int8_shared_graph_quantises_the_base_and_keeps_lora_inputs_float(onnx_artifacts, base, cache):
+    import onnx
+
+    artifacts, rows, names, expected = _mixed_batch(onnx_artifacts)
+    graph, shared = _shared_model(base, cache, artifacts, "int8")
+    model = onnx.load(str(graph)).graph
+    int8 = [t.name for t in model.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert int8, "no int8 weights in the int8 shared graph"
+    lora = [i for i in model.input if i.name.startswith(("A_", "B_"))]
+    assert lora and all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in lora)
+    got = shared(rows, names)
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    assert all(torch.isfinite(g).all() for g in got)
+    assert _max_probability_gap(got, expected) <= 0.1
+    # A new version is data: attaching it keeps the graph file and the session.
+    stamp, session = graph.stat().st_mtime_ns, shared.session
+    shared.remove("mortality")
+    shared.add("mortality", artifacts["mortality"])
+    assert shared.session is session and graph.stat().st_mtime_ns == stamp
 
 
 def test_fp16_variant_has_half_weights_and_float_logits(onnx_artifacts, base, cache):

@@ -127,9 +127,26 @@ def test_swap_re_exports_without_failed_requests(make_client, onnx_cache, artifa
     _assert_same(_answers(client), _answers(torch_client), tol=1e-3)
 
 
-def test_shared_design_refuses_int8(make_client, onnx_cache):
-    with pytest.raises(ValueError, match="fp32 only"):
-        make_client(backend="onnx", onnx_variant="int8", onnx_design="shared", onnx_cache=str(onnx_cache))
+def test_shared_int8_serves_every_task_and_swaps_without_re_export(make_client, onnx_cache, artifacts, store):
+    from bedside.adapters.registry import Registry
+
+    client, engine = make_client(backend="onnx", onnx_design="shared", onnx_cache=str(onnx_cache))  # auto: int8
+    answers = _answers(client)
+    assert {a["adapter"]["backend"] for a in answers.values()} == {"onnx:shared:int8:CPUExecutionProvider"}
+    graphs = {p: p.stat().st_mtime_ns for p in onnx_cache.rglob("shared.onnx")}
+    assert len(graphs) == 2  # the fp32 export and the int8 graph derived from it
+    session = engine.runtime.backend.shared.session
+    Registry(store).push(artifacts[1]["mortality"], task="mortality", activate=True)
+    engine.runtime.refresh()
+    r = client.post("/predict", json={"task": "mortality", "texts": ["septic shock , intubated"]})
+    assert r.status_code == 200 and r.json()["adapter"]["version"] == "v2"
+    assert engine.runtime.backend.shared.session is session  # LoRA weights are data, not graph
+    assert {p: p.stat().st_mtime_ns for p in onnx_cache.rglob("shared.onnx")} == graphs
+
+
+def test_shared_design_refuses_fp16(make_client, onnx_cache):
+    with pytest.raises(ValueError, match="fp32 or int8"):
+        make_client(backend="onnx", onnx_variant="fp16", onnx_design="shared", onnx_cache=str(onnx_cache))
 
 
 def test_unknown_variant_is_a_settings_error():

@@ -34,16 +34,7 @@ from ..bank import lora_weights
 from ..batch import Batch
 from ..encoding import EncodedRow, Encoder, pad_rows
 from ..interface import Slot, head_logits, predict_rows
-from .export import (
-    EXPORT_FORMAT,
-    META_FILE,
-    OPSET,
-    ExportError,
-    default_cache_dir,
-    optimize,
-    publish,
-    quantize_int8,
-)
+from .export import EXPORT_FORMAT, META_FILE, OPSET, ExportError, default_cache_dir, optimize, publish, quantize_int8
 from .session import open_session
 
 SHARED_FILE = "shared.onnx"

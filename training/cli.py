@@ -110,6 +110,9 @@ def evaluate(
         "torch", help="torch | onnx (the exported graph, as the service's onnx backend runs it; compared with torch)"
     ),
     variant: str = typer.Option("auto", help="onnx: auto (int8 on CPU, fp16 on CUDA) | fp32 | int8 | fp16"),
+    design: str = typer.Option(
+        "merged", help="onnx: merged (LoRA folded into a graph of its own) | shared (the one base, LoRA as inputs)"
+    ),
     device: str = typer.Option("auto", help="onnx: auto | cpu | cuda | cuda:N"),
     onnx_cache: Optional[Path] = typer.Option(None, help="onnx: export cache (default: ~/.cache/bedside/onnx)"),
     bootstrap: int = typer.Option(1000, min=0, help="resamples for 95 % intervals (0: none)"),
@@ -126,6 +129,8 @@ def evaluate(
 
     if backend not in ("torch", "onnx"):
         _fail("backend must be torch or onnx")
+    if design not in ("merged", "shared"):
+        _fail("design must be merged or shared")
     try:
         artifact = load_artifact(adapter)
         m = artifact.manifest
@@ -136,7 +141,7 @@ def evaluate(
         out: dict = {}
         if backend == "onnx":
             onnx_model, label = _onnx_model(
-                adapter, m, load_backbone(backbone or m.base.name), variant, device, onnx_cache
+                adapter, artifact, load_backbone(backbone or m.base.name), variant, design, device, onnx_cache
             )
             onnx_result = score(onnx_model, "eval", examples, batch_size)
         model = build_model(artifact, load_backbone(backbone or m.base.name), name="eval")
@@ -183,14 +188,26 @@ def evaluate(
         json_out.write_text(json.dumps({**out["torch"], **out}, indent=2) + "\n")
 
 
-def _onnx_model(adapter: Path, manifest, base, variant: str, device: str, cache: Path | None):
-    """The artifact's ONNX export (cached) in a session on the checked provider."""
+def _onnx_model(adapter: Path, artifact, base, variant: str, design: str, device: str, cache: Path | None):
+    """The artifact through ONNX Runtime on the checked provider: its merged export, or the
+    shared base graph (every BERT Linear a LoRA input) with its weights attached (both cached)."""
     from bedside.adapters.onnx.export import default_cache_dir, export_artifact
     from bedside.adapters.onnx.session import OnnxModel, provider_for, variant_for
+    from bedside.adapters.onnx.shared import SHARED_VARIANTS, SharedOnnxModel, export_shared, linear_targets
 
+    m = artifact.manifest
     provider, options = provider_for(device)
     variant = variant_for(variant, provider)
-    exported = export_artifact(adapter, base, cache or default_cache_dir(), variant)
+    cache = cache or default_cache_dir()
+    if design == "shared":
+        if variant not in SHARED_VARIANTS:
+            raise ValueError(f"the shared design runs {' or '.join(SHARED_VARIANTS)}, not {variant}")
+        targets = linear_targets(base, ("query", "key", "value", "dense"))
+        graph, meta = export_shared(base, targets, cache, variant=variant)
+        shared = SharedOnnxModel(base, graph, meta, provider, provider_options=options)
+        shared.add("eval", artifact)
+        return shared, f"onnx:shared:{variant}:{provider}"
+    exported = export_artifact(adapter, base, cache, variant)
     model = OnnxModel(base.tokenizer, provider, provider_options=options)
-    model.add("eval", exported, manifest.task, manifest.max_length, manifest.long_input, manifest.readout)
+    model.add("eval", exported, m.task, m.max_length, m.long_input, m.readout)
     return model, f"onnx:merged:{variant}:{provider}"

@@ -106,3 +106,19 @@ def test_unknown_backend_is_refused(synth, served_folder, tmp_path):
         _app(), ["--adapter", str(artifact), "--data", str(synth["mortality"]), "--backend", "tensorrt"]
     )
     assert result.exit_code == 2 and "torch or onnx" in result.output
+
+
+def test_onnx_shared_design_agrees_with_torch_and_refuses_full_fine_tuning(synth, served_folder, tmp_path):
+    common = ["--backend", "onnx", "--design", "shared", "--variant", "fp32", "--device", "cpu"]
+    common += ["--onnx-cache", str(tmp_path / "cache"), "--bootstrap", "0"]
+    lora = _trained(synth, served_folder, tmp_path / "lora", "ner")
+    out = tmp_path / "eval.json"
+    args = ["--adapter", str(lora), "--data", str(synth["ner"]), "--json", str(out), *common]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["onnx"]["backend"] == "onnx:shared:fp32:CPUExecutionProvider"
+    assert data["onnx"]["label_agreement_with_torch"] == 1.0
+    full = _trained(synth, served_folder, tmp_path / "full", "mortality", Method.full)
+    refused = CliRunner().invoke(_app(), ["--adapter", str(full), "--data", str(synth["mortality"]), *common])
+    assert refused.exit_code != 0 and "plain LoRA adapters only" in refused.output

@@ -34,7 +34,17 @@ from ..bank import lora_weights
 from ..batch import Batch
 from ..encoding import EncodedRow, Encoder, pad_rows
 from ..interface import Slot, head_logits, predict_rows
-from .export import EXPORT_FORMAT, META_FILE, OPSET, ExportError, default_cache_dir, optimize, publish, quantize_int8
+from .export import (
+    EXPORT_FORMAT,
+    META_FILE,
+    OPSET,
+    ExportError,
+    default_cache_dir,
+    int8_weight_bits,
+    optimize,
+    publish,
+    quantize_int8,
+)
 from .session import open_session
 
 SHARED_FILE = "shared.onnx"
@@ -106,7 +116,10 @@ def export_shared(
     if any(isinstance(m, BaseTunerLayer) for m in backbone.encoder.modules()):
         raise ExportError("the backbone's encoder has PEFT layers injected: export from a freshly loaded backbone")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key_text = "\n".join([EXPORT_FORMAT, "shared-gather", variant, f"opset={OPSET}", backbone.fingerprint, *targets])
+    bits = f"bits={int8_weight_bits()}" if variant == "int8" else ""  # a graph quantised for this CPU
+    key_text = "\n".join(
+        [EXPORT_FORMAT, "shared-gather", variant, bits, f"opset={OPSET}", backbone.fingerprint, *targets]
+    )
     folder = cache / ("shared-" + hashlib.sha256(key_text.encode()).hexdigest()[:32])
     if not rebuild and (folder / SHARED_FILE).is_file() and (folder / META_FILE).is_file():
         return folder / SHARED_FILE, json.loads((folder / META_FILE).read_text(encoding="utf-8"))

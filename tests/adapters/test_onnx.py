@@ -97,19 +97,33 @@ def test_int8_runs_and_is_finite(task, onnx_artifacts, base, cache):
     assert all(torch.isfinite(o).all() for o in outputs)
 
 
-def test_int8_weights_use_seven_bits(onnx_artifacts, base, cache):
+def test_int8_weight_bits_follow_the_cpu():
+    from bedside.adapters.onnx.export import int8_weight_bits
+
+    assert int8_weight_bits("flags\t: fpu sse avx2 avx512f") in (7, 8)  # 8 only on ARM
+    assert int8_weight_bits("flags\t: fpu avx2 avx512f avx512_vnni") == 8
+    assert int8_weight_bits("flags\t: fpu avx2 avx_vnni") == 8
+
+
+@pytest.mark.parametrize("bits,limit", [(7, 64), (8, 127)])
+def test_int8_weights_use_the_bits_asked(onnx_artifacts, base, cache, tmp_path, bits, limit):
     """7-bit weights: onnxruntime's u8·s8 kernel on CPUs without VNNI cannot saturate."""
     import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(export_artifact(onnx_artifacts["relations"], base, cache, "int8").model_path)).graph
+    from bedside.adapters.onnx.export import quantize_int8
+
+    fp32 = export_artifact(onnx_artifacts["relations"], base, cache, "fp32")
+    quantize_int8(fp32.model_path, tmp_path / "q.onnx", bits=bits)
+    graph = onnx.load(str(tmp_path / "q.onnx")).graph
     weights = [
         numpy_helper.to_array(t)
         for t in graph.initializer
         if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")
     ]
     assert weights, "no int8 weights in the int8 graph"
-    assert max(int(abs(w.astype(int)).max()) for w in weights) <= 64  # 8 bits would reach 127
+    peak = max(int(abs(w.astype(int)).max()) for w in weights)
+    assert limit // 2 < peak <= limit
 
 
 def test_mixed_batch_of_adapters(onnx_artifacts, base, cache):

@@ -69,14 +69,19 @@ def onnx(
     rounds: int = typer.Option(5),
     backbone: str = typer.Option("embedded"),
     device: str = typer.Option("auto", help="auto | cpu | cuda: torch's device and the ONNX provider"),
+    targets: str = typer.Option("all-linear", help="LoRA targets of the four adapters: all-linear | qkv"),
     out: Optional[Path] = typer.Option(None),
 ) -> None:
-    """ONNX Runtime (merged fp32/int8 or fp16, shared fp32) vs torch eager, one adapter and four mixed."""
+    """ONNX Runtime (merged fp32/int8 or fp16; shared fp32, and int8 on CPU) vs torch eager and
+    the bare encoder, one adapter and four mixed; on CPU, resident memory for four tasks."""
     from bedside.adapters.backbones import load_backbone
     from bedside.adapters.onnx.session import provider_for
 
-    from .onnx import bench_onnx, variants_for
+    from .model import TARGETS
+    from .onnx import bench_onnx, shared_variants_for, variants_for
 
+    if targets not in TARGETS:
+        raise typer.BadParameter(f"targets: one of {', '.join(TARGETS)}")
     provider, _ = provider_for(device)
     torch_device = "cuda" if provider.startswith("CUDA") else "cpu"
     b = load_backbone(backbone, device=torch_device)
@@ -89,26 +94,29 @@ def onnx(
         rounds,
         provider,
         progress=lambda r: console.print({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}),
+        targets=targets,
     )
-    variants = variants_for(provider)
-    series = (
-        [f"merged_{v}_one_speedup" for v in variants]
-        + [f"merged_{v}_mixed4_speedup" for v in variants]
-        + ["shared_fp32_mixed4_speedup"]
-    )
+    variants, shared = variants_for(provider), shared_variants_for(provider)
+    designs = [f"merged_{v}" for v in variants] + [f"shared_{v}" for v in shared]
+    series = [f"{d}_{n}_vs_bare" for d in designs for n in ("one", "mixed4")]
+    if torch_device == "cpu":
+        series.append("torch_int8_mixed4_vs_bare")
     columns = [
         "batch",
         "length",
+        "torch_bare_s",
         "torch_one_s",
         "torch_mixed4_s",
         *series,
-        "torch_one_seq_per_s",
-        *[f"merged_{v}_prob_diff" for v in variants],
-        "shared_fp32_prob_diff",
+        *[f"{d}_{n}_speedup" for d in designs for n in ("one", "mixed4")],
+        *(["shared_int8_mixed4_vs_merged_int8_one"] if "int8" in shared else []),
+        *[f"{d}_prob_diff" for d in designs],
     ]
-    settings = {"backbone": backbone, "device": device, "rounds": rounds, "length": length}
-    title = f"ONNX Runtime ({provider}) throughput vs torch eager"
-    ratio_report(folder, "onnx", rows, columns, settings, series, title, "speed-up (torch time / time)", summary)
+    settings = {"backbone": backbone, "device": device, "rounds": rounds, "length": length, "targets": targets}
+    title = f"ONNX Runtime ({provider}) throughput vs the bare torch fp32 encoder"
+    ratio_report(folder, "onnx", rows, columns, settings, series, title, "speed-up (bare fp32 time / time)", summary)
+    if "resident_mb" in summary:
+        console.print({k: round(v, 2) for k, v in summary["resident_mb"].items()})
 
 
 @app.command("swap")

@@ -18,7 +18,7 @@ from pathlib import Path
 RANK = 16
 
 
-def feeds_for(session, batch: int, length: int, adapters: int):
+def feeds_for(session, batch: int, length: int, adapters: int, vocab: int = 1000):
     """Inputs of every shape a graph asks for: tokens, a full mask, rows spread over
     ``adapters`` and zero LoRA weights of rank :data:`RANK`."""
     import numpy as np
@@ -28,7 +28,7 @@ def feeds_for(session, batch: int, length: int, adapters: int):
     for spec in session.get_inputs():
         name, dims = spec.name, spec.shape
         if name == "input_ids":
-            feeds[name] = rng.integers(5, 1000, (batch, length), dtype=np.int64)
+            feeds[name] = rng.integers(5, max(vocab, 6), (batch, length), dtype=np.int64)
         elif name == "attention_mask":
             feeds[name] = np.ones((batch, length), np.int64)
         elif name == "row_adapter":
@@ -53,13 +53,14 @@ def _child(spec: dict) -> dict:
     options.intra_op_num_threads = spec.get("threads", 2)
     sessions = [ort.InferenceSession(g, options, providers=["CPUExecutionProvider"]) for g in spec["graphs"]]
     for session in sessions:
-        session.run(None, feeds_for(session, spec["batch"], spec["length"], spec["adapters"]))
+        session.run(None, feeds_for(session, spec["batch"], spec["length"], spec["adapters"], spec["vocab"]))
     return {"rss_before_mb": before, "rss_after_mb": rss_mb(), "sessions": len(sessions)}
 
 
-def resident_mb(graphs: list[Path], batch: int = 32, length: int = 128, adapters: int = 1) -> float:
-    """RSS growth, in MB, of a fresh process that opens and runs ``graphs``."""
+def resident_mb(graphs: list[Path], vocab: int, batch: int = 32, length: int = 128, adapters: int = 1) -> float:
+    """RSS growth, in MB, of a fresh process that opens and runs ``graphs`` on token ids below ``vocab``."""
     spec = {"graphs": [str(g) for g in graphs], "batch": batch, "length": length, "adapters": adapters}
+    spec["vocab"] = vocab
     done = subprocess.run(
         [sys.executable, "-m", "bedside.service.bench.onnx_memory", json.dumps(spec)],
         capture_output=True,

@@ -41,12 +41,13 @@ class ServiceSettings(PathSettings):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     backend: Literal["torch", "onnx"] = Field("torch", description="inference backend: torch or onnx (ONNX Runtime)")
     onnx_variant: Literal["auto", "fp32", "int8", "fp16"] = Field(
-        "auto", description="ONNX graphs: auto (int8 on CPU, fp16 on CUDA), fp32, int8 or fp16"
+        "auto",
+        description="ONNX graphs: auto (int8 on CPU; on CUDA fp16, or fp32 for the shared design), fp32, int8 or fp16",
     )
     onnx_design: Literal["merged", "shared"] = Field(
         "merged",
         description="ONNX: merged (one graph per adapter, LoRA folded in) or "
-        "shared (one encoder graph, LoRA weights as inputs)",
+        "shared (one encoder graph for every task, LoRA weights as inputs; int8 or fp32)",
     )
     onnx_shared_targets: str = Field(
         "query,key,value,dense",

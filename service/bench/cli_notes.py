@@ -28,6 +28,9 @@ def notes(
         False, help="first send every note and dialogue once to every task and /extract, counting errors"
     ),
     time_limit_s: float = typer.Option(30.0, help="coverage: an answer slower than this counts as over the limit"),
+    backend: str = typer.Option("torch", help="the server's backend: torch | onnx"),
+    onnx_design: str = typer.Option("shared", help="onnx: merged | shared (the one int8 base on CPU)"),
+    onnx_variant: str = typer.Option("auto", help="onnx: auto | fp32 | int8"),
     out: Optional[Path] = typer.Option(None),
 ) -> None:
     """Tokens/s and notes/s of whole notes at each concurrency, latency against note length (a
@@ -62,7 +65,10 @@ def notes(
 
     before = local("before the server load")
     checked = None
-    with served(folder / "server.log", timeout=600, store=store, backbone=backbone, device="cpu") as (url, _):
+    server = {"store": store, "backbone": backbone, "device": "cpu", "backend": backend}
+    if backend == "onnx":
+        server.update(onnx_design=onnx_design, onnx_variant=onnx_variant)
+    with served(folder / "server.log", timeout=600, **server) as (url, _):
         if coverage:
             every = read_notes(data, ("note", "dialogue"))
             checked = asyncio.run(bench.coverage(url, every, 8, time_limit_s))
@@ -88,6 +94,7 @@ def notes(
     top = max(results, key=lambda r: r["clients"])
     tokens = sorted(r.tokens for r in requests)
     summary = {
+        "server": {k: str(v) for k, v in server.items()},
         "notes": len(requests),
         "note_tokens_median": tokens[len(tokens) // 2],
         "note_tokens_max": tokens[-1],

@@ -229,6 +229,7 @@ def test_notes_part_on_a_real_server(store, served_folder, tmp_path):
     _run(args, tmp_path)
     result = json.loads((tmp_path / "notes.json").read_text())
     assert [r["clients"] for r in result["results"]] == [1, 2]
+    assert result["summary"]["server"]["backend"] == "torch"
     for row in result["results"]:
         assert row["errors"] == 0 and row["answered"] > 0 and row["tokens_per_s"] > 0
         assert row["service_over_bare"] > 0 and row["service_over_pipeline"] > 0

@@ -114,13 +114,29 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 def tiny_backbone(seed: int = 0, hidden_size: int = 32, layers: int = 2) -> Backbone:
     """A deterministic random BERT: the same seed gives the same fingerprint."""
+    return random_backbone(seed, hidden_size, layers, heads=2, intermediate=hidden_size * 2)
+
+
+#: Real encoder shapes (hidden, layers, heads, intermediate, vocabulary): speed depends on these, not on weights.
+SHAPES = {"tiny": (32, 2, 2, 64, 0), "minilm-l6": (384, 6, 12, 1536, 30522), "bert-base": (768, 12, 12, 3072, 30522)}
+
+
+def shaped_backbone(shape: str, seed: int = 0) -> Backbone:
+    """A random BERT of one of :data:`SHAPES` with the tiny tokenizer (ids stay in its range)."""
+    hidden, layers, heads, intermediate, vocab = SHAPES[shape]
+    return random_backbone(seed, hidden, layers, heads, intermediate, vocab, name=f"random-{shape}-seed{seed}")
+
+
+def random_backbone(
+    seed: int, hidden: int, layers: int, heads: int, intermediate: int, vocab: int = 0, name: str = ""
+) -> Backbone:
     tokenizer = tiny_tokenizer()
     config = BertConfig(  # type: ignore[call-arg]  # attn_implementation is a PretrainedConfig kwarg
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
+        vocab_size=max(vocab, len(tokenizer)),
+        hidden_size=hidden,
         num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=hidden_size * 2,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
         max_position_embeddings=512,
         attn_implementation="sdpa",
     )
@@ -129,4 +145,4 @@ def tiny_backbone(seed: int = 0, hidden_size: int = 32, layers: int = 2) -> Back
         encoder = BertModel(config, add_pooling_layer=False)
     drop_pooler(encoder)
     encoder.eval()
-    return Backbone(encoder=encoder, tokenizer=tokenizer, name=f"tiny-random-bert-seed{seed}")
+    return Backbone(encoder=encoder, tokenizer=tokenizer, name=name or f"tiny-random-bert-seed{seed}")

@@ -119,6 +119,18 @@ def onnx(
         console.print({k: round(v, 2) for k, v in summary["resident_mb"].items()})
 
 
+@app.command("gpu")
+def gpu(
+    dry_run: bool = typer.Option(False, "--dry-run", help="CPU, tiny shapes, seconds (what the test suite runs)"),
+    out: Path = typer.Option(Path("runs/bench-gpu")),
+    budget_s: float = typer.Option(420.0, help="stop starting new measurements after this many seconds"),
+) -> None:
+    """The GPU suite in one command (also ``python -m bedside.service.bench.gpu`` on a bare GPU machine)."""
+    from .gpu import run
+
+    run(dry_run, out, budget_s)
+
+
 @app.command("swap")
 def swap(
     store: Path = typer.Option(..., help="adapter store; the task gets a second version (a copy) if it has one"),

@@ -68,6 +68,7 @@ class InferenceBackend(AdapterModel, Protocol):
 
     name: str
     checks_on_served_model: bool  # the registry's activation check runs on this model
+    served_check_is_exact: bool  # False (quantised): a failed check there is settled by an fp32 reference
 
     @property
     def label(self) -> str:

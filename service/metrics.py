@@ -41,6 +41,11 @@ SWAPS = Counter("bedside_adapter_swaps_total", "Active adapter switches", ["task
 SWAP_SECONDS = Histogram(
     "bedside_adapter_swap_duration_seconds", "Load + switch time of a new version", buckets=LATENCY_BUCKETS
 )
+QUANTISED_CHECK_FLIPS = Counter(
+    "bedside_quantised_check_flips_total",
+    "Activation checks where the quantised served model answered a smoke example differently "
+    "and the fp32 reference check passed",
+)
 RESIDENT = Gauge("bedside_resident_adapters", "Adapter versions resident in memory", multiprocess_mode="livemax")
 ACTIVE = Gauge(
     "bedside_active_adapter_info",

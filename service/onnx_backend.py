@@ -90,9 +90,13 @@ class MergedOnnxBackend(OnnxBackend):
 
 
 class SharedOnnxBackend(OnnxBackend):
-    """One encoder graph for every adapter, LoRA weights as inputs: attaching re-packs them."""
+    """One encoder graph for every adapter, LoRA weights as inputs: attaching re-stacks them.
+
+    Activation checks run on this served graph, as with torch, so an uploaded version is
+    staged and its activation is a pointer flip."""
 
     design = "shared"
+    checks_on_served_model = True
 
     def __init__(self, backbone: Backbone, settings: ServiceSettings) -> None:
         super().__init__(backbone, settings)
@@ -102,6 +106,7 @@ class SharedOnnxBackend(OnnxBackend):
             raise ValueError(
                 f"the shared ONNX design runs {' or '.join(SHARED_VARIANTS)} (BEDSIDE_ONNX_VARIANT), not {self.variant}"
             )
+        self.served_check_is_exact = self.variant == "fp32"
         targets = [t.strip() for t in settings.onnx_shared_targets.split(",") if t.strip()]
         graph, meta = export_shared(backbone, linear_targets(backbone, targets), self.cache, variant=self.variant)
         self.shared = self.model = SharedOnnxModel(backbone, graph, meta, self.provider, settings.threads, self.options)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -139,6 +139,7 @@ def swap(
     swaps: int = typer.Option(10),
     clients: int = typer.Option(4, help="closed-loop mixed load during the swaps"),
     backend: str = typer.Option("torch"),
+    onnx_design: str = typer.Option("merged", help="onnx: merged | shared (the one int8 base on CPU)"),
     words: int = typer.Option(64, help="words per note at most"),
     mode: str = typer.Option(
         "stored",
@@ -155,8 +156,18 @@ def swap(
         raise typer.BadParameter(" | ".join(MODES), param_hint="--mode")
     folder = results_folder(out)
     folder.mkdir(parents=True, exist_ok=True)
+    onnx_settings: dict[str, Any] = {"onnx_design": onnx_design} if backend == "onnx" else {}
     events, summary = bench_swap(
-        store, backbone, task, swaps, clients, log_file=folder / "server.log", words=words, mode=mode, backend=backend
+        store,
+        backbone,
+        task,
+        swaps,
+        clients,
+        log_file=folder / "server.log",
+        words=words,
+        mode=mode,
+        backend=backend,
+        **onnx_settings,
     )
     columns = (
         ["swap", "version", "status"]

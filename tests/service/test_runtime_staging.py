@@ -116,3 +116,49 @@ def test_an_upload_that_fails_its_check_is_refused_stores_nothing_and_keeps_note
     assert [v.version for v in engine.runtime.registry.list("mortality")] == ["v1"]  # nothing stored
     r = client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN)
     assert r.status_code == 404 and canary.lower() not in r.text.lower()
+
+
+def _shared_int8(make_client, tmp_path):
+    return make_client(resident_cap=0, backend="onnx", onnx_design="shared", onnx_cache=str(tmp_path / "onnx"))
+
+
+def test_shared_int8_stages_uploads_on_the_served_graph(make_client, artifacts, tmp_path):
+    client, engine = _shared_int8(make_client, tmp_path)
+    assert engine.runtime.backend.label == "onnx:shared:int8:CPUExecutionProvider"
+    r = upload(client, artifacts[1]["mortality"])
+    assert r.status_code == 200 and r.json()["check"] == {"ok": True}, r.text
+    attaches = count_attaches(engine)
+    assert client.post("/admin/adapters/mortality/v2/activate", headers=ADMIN).status_code == 200
+    assert attaches == [] and not engine.runtime.swaps.staged  # the activation only flipped
+    assert client.post("/predict", json={"task": "mortality", "texts": TEXTS}).json()["adapter"]["version"] == "v2"
+
+
+def test_a_flip_on_the_quantised_graph_is_settled_by_the_fp32_reference(make_client, artifacts, tmp_path, monkeypatch):
+    from bedside.service import metrics, swaps
+
+    client, engine = _shared_int8(make_client, tmp_path)
+
+    def flipped(*args, **kwargs):  # what an example near the decision boundary does under int8
+        raise ValueError("example 0: expected 'died', the adapter predicted 'survived'")
+
+    monkeypatch.setattr(swaps, "check_predictions", flipped)
+    before = metrics.QUANTISED_CHECK_FLIPS._value.get()
+    r = upload(client, artifacts[1]["mortality"])
+    assert r.status_code == 200 and r.json()["check"] == {"ok": True}, r.text  # the fp32 check passed
+    assert metrics.QUANTISED_CHECK_FLIPS._value.get() == before + 1
+    assert len(engine.runtime.swaps.staged) == 1
+
+
+def test_a_version_wrong_on_both_models_is_refused_and_detached(make_client, artifacts, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(artifacts[1]["mortality"], bad)
+    examples = json.loads((bad / "examples.json").read_text())
+    labels = json.loads((bad / "manifest.json").read_text())["task"]["labels"]
+    for example in examples:
+        example["expected"]["label"] = next(label for label in labels if label != example["expected"]["label"])
+    (bad / "examples.json").write_text(json.dumps(examples))
+    client, engine = _shared_int8(make_client, tmp_path)
+    slots_before = set(engine.runtime.model.slots)
+    r = upload(client, bad)
+    assert r.status_code == 422 and r.json()["error"] == "smoke_failed", r.text
+    assert set(engine.runtime.model.slots) == slots_before and not engine.runtime.swaps.staged

@@ -193,7 +193,13 @@ def _onnx_model(adapter: Path, artifact, base, variant: str, design: str, device
     shared base graph (every BERT Linear a LoRA input) with its weights attached (both cached)."""
     from bedside.adapters.onnx.export import default_cache_dir, export_artifact
     from bedside.adapters.onnx.session import OnnxModel, provider_for, variant_for
-    from bedside.adapters.onnx.shared import SHARED_VARIANTS, SharedOnnxModel, export_shared, linear_targets
+    from bedside.adapters.onnx.shared import (
+        BERT_LINEARS,
+        SHARED_VARIANTS,
+        SharedOnnxModel,
+        export_shared,
+        linear_targets,
+    )
 
     m = artifact.manifest
     provider, options = provider_for(device)
@@ -202,7 +208,7 @@ def _onnx_model(adapter: Path, artifact, base, variant: str, design: str, device
     if design == "shared":
         if variant not in SHARED_VARIANTS:
             raise ValueError(f"the shared design runs {' or '.join(SHARED_VARIANTS)}, not {variant}")
-        targets = linear_targets(base, ("query", "key", "value", "dense"))
+        targets = linear_targets(base, BERT_LINEARS)
         graph, meta = export_shared(base, targets, cache, variant=variant)
         shared = SharedOnnxModel(base, graph, meta, provider, provider_options=options)
         shared.add("eval", artifact)

@@ -12,6 +12,7 @@ folder missing any of its files is rebuilt.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -160,12 +161,17 @@ def int8_weight_bits(cpuinfo: str | None = None) -> int:
 
     if platform.machine().lower() in ("aarch64", "arm64"):
         return 8
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            cpuinfo = ""
-    return 8 if re.search(r"\b(avx512_vnni|avx_vnni)\b", cpuinfo) else 7
+    flags = _host_cpuinfo() if cpuinfo is None else cpuinfo
+    return 8 if re.search(r"\b(avx512_vnni|avx_vnni)\b", flags) else 7
+
+
+@functools.cache
+def _host_cpuinfo() -> str:
+    """This host's CPU description, read once (every cache key and quantisation asks)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def quantize_int8(src: Path, out: Path, const_weights_only: bool = False, bits: int | None = None) -> None:

@@ -88,6 +88,10 @@ class SharedEncoder(nn.Module):
                 layer.a = layer.b = None
 
 
+#: The last names of every Linear in a BERT layer: a shared graph with these serves any LoRA target set.
+BERT_LINEARS = ("query", "key", "value", "dense")
+
+
 def linear_targets(backbone: Backbone, names=("query", "key", "value")) -> list[str]:
     """Every Linear of the encoder whose last name is in ``names`` (PEFT's target_modules)."""
     return [

@@ -27,6 +27,8 @@ from bedside.adapters.tasks import PRESETS, TaskKind
 
 from .model import TARGETS, Case, build_models, synthetic_rows, time_cases
 
+RANK = 16  # the demo adapters' rank
+
 
 def _manifest(backbone: Backbone, name: str) -> Manifest:
     task = PRESETS[name]
@@ -164,9 +166,6 @@ def _bench(backbone, batches, length, rounds, provider, tmp, progress, targets):
         if progress:
             progress(row)
     return results, summary
-
-
-RANK = 16  # the demo adapters' rank
 
 
 def _torch_int8_bank(bank_model):

@@ -1,6 +1,6 @@
 """Resident memory of ONNX Runtime sessions, each configuration in a fresh process.
 
-A child imports only onnxruntime and numpy, notes its RSS, opens the given graphs, runs
+A child notes its RSS after its imports (no model loaded), opens the given graphs, runs
 one batch through each (so the arenas are counted), and reports the growth. Sessions of
 one process share nothing, so four merged graphs hold four encoders; the shared graph
 holds one, plus each adapter's stacked LoRA inputs.

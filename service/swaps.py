@@ -21,7 +21,7 @@ from bedside.adapters.artifact import load_artifact
 from bedside.adapters.predict import Predictor
 from bedside.adapters.registry import RegistryError, VersionInfo
 from bedside.adapters.registry.integrity import drift, folder_sha256
-from bedside.adapters.registry.smoke import check_predictions
+from bedside.adapters.registry.smoke import AnswerMismatch, check_predictions
 
 from . import metrics
 from .residents import Resident
@@ -142,12 +142,12 @@ class Swapper:
             artifact = load_artifact(artifact_dir)
             prepared = self.backend.prepare(artifact_dir, artifact)
             slot = f"{artifact.manifest.task.name}:staged:{next(self._ids)}"
-            flipped: ValueError | None = None
+            flipped: AnswerMismatch | None = None
             with self.runtime.lock:
                 self.backend.attach(prepared, slot)
                 try:
                     check_predictions(Predictor(self.backend, slot), artifact, artifact_dir)
-                except ValueError as exc:
+                except AnswerMismatch as exc:  # a malformed answer is never settled elsewhere
                     if self.backend.served_check_is_exact:
                         self.backend.remove(slot)
                         raise
@@ -161,7 +161,7 @@ class Swapper:
             while len(self.staged) > STAGED_CAP:  # activations that never reached a swap
                 self._drop(self.staged.popitem(last=False)[1].slot)
 
-    def _reference_check(self, artifact_dir: Path, slot: str, flipped: ValueError) -> None:
+    def _reference_check(self, artifact_dir: Path, slot: str, flipped: AnswerMismatch) -> None:
         """A quantised served model answered an example differently from the recorded answer:
         the version passes if the fp32 reference (a private copy of the base) still gives it."""
         from bedside.adapters.registry.smoke import default_smoke

@@ -93,16 +93,20 @@ def _entities(value: Any) -> list[tuple]:
     return [(e.get("text"), e.get("type"), e.get("start"), e.get("end")) for e in value]
 
 
+class AnswerMismatch(ValueError):
+    """A well-formed answer that differs from the one recorded with the example."""
+
+
 def compare(expected: Any, out: dict[str, Any], index: int) -> None:
     """Labels compare exactly; entities by (text, type, start, end); scores are not compared."""
     if isinstance(expected, dict):
         expected = expected.get("label", expected.get("entities"))
     if isinstance(expected, str):
         if out.get("label") != expected:
-            raise ValueError(f"example {index}: expected {expected!r}, the adapter predicted {out.get('label')!r}")
+            raise AnswerMismatch(f"example {index}: expected {expected!r}, the adapter predicted {out.get('label')!r}")
         return
     want, got = _entities(expected or []), _entities(out.get("entities", []))
     if want != got:  # spans only: example text may be clinical data, keep it out of logs
-        raise ValueError(
+        raise AnswerMismatch(
             f"example {index}: expected {[t[1:] for t in want]!r}, the adapter predicted {[t[1:] for t in got]!r}"
         )

@@ -134,12 +134,13 @@ def test_shared_int8_stages_uploads_on_the_served_graph(make_client, artifacts, 
 
 
 def test_a_flip_on_the_quantised_graph_is_settled_by_the_fp32_reference(make_client, artifacts, tmp_path, monkeypatch):
+    from bedside.adapters.registry.smoke import AnswerMismatch
     from bedside.service import metrics, swaps
 
     client, engine = _shared_int8(make_client, tmp_path)
 
     def flipped(*args, **kwargs):  # what an example near the decision boundary does under int8
-        raise ValueError("example 0: expected 'died', the adapter predicted 'survived'")
+        raise AnswerMismatch("example 0: expected 'died', the adapter predicted 'survived'")
 
     monkeypatch.setattr(swaps, "check_predictions", flipped)
     before = metrics.QUANTISED_CHECK_FLIPS._value.get()
@@ -160,5 +161,22 @@ def test_a_version_wrong_on_both_models_is_refused_and_detached(make_client, art
     client, engine = _shared_int8(make_client, tmp_path)
     slots_before = set(engine.runtime.model.slots)
     r = upload(client, bad)
+    assert r.status_code == 422 and r.json()["error"] == "smoke_failed", r.text
+    assert set(engine.runtime.model.slots) == slots_before and not engine.runtime.swaps.staged
+
+
+def test_a_malformed_answer_on_the_quantised_graph_is_refused_whatever_fp32_says(
+    make_client, artifacts, tmp_path, monkeypatch
+):
+    from bedside.service import swaps
+
+    client, engine = _shared_int8(make_client, tmp_path)
+
+    def not_finite(*args, **kwargs):
+        raise ValueError("the prediction is not a finite distribution over the task's labels")
+
+    monkeypatch.setattr(swaps, "check_predictions", not_finite)
+    slots_before = set(engine.runtime.model.slots)
+    r = upload(client, artifacts[1]["mortality"])
     assert r.status_code == 422 and r.json()["error"] == "smoke_failed", r.text
     assert set(engine.runtime.model.slots) == slots_before and not engine.runtime.swaps.staged

@@ -97,17 +97,23 @@ def list_versions(
 ) -> None:
     """All stored versions: task, version, active, method, primary metric, sha256, created."""
     with _errors():
-        infos = _open(store).list(task)
+        registry = _open(store)
+        infos = registry.list(task)
+        rollouts = {t: registry.rollout(t) for t in {i.task for i in infos}}
     if not infos:
         typer.echo("no adapter versions stored")
         return
     table = Table("task", "version", "active", "method", "metric", "sha256", "created")
     for i in infos:
         metric = i.primary_metric()
+        rollout = rollouts.get(i.task)
+        role = "*" if i.active else ""
+        if rollout is not None and rollout.version == i.version:
+            role = "shadow" if rollout.mode == "shadow" else f"canary {rollout.percent:g}%"
         table.add_row(
             i.task,
             i.version,
-            "*" if i.active else "",
+            role,
             i.method,
             f"{metric[0]}={metric[1]:.4f}" if metric else "-",
             i.sha256[:12],
@@ -150,13 +156,57 @@ def activate(
     store: Optional[Path] = STORE,
     actor: Optional[str] = ACTOR,
     base: Optional[str] = BASE,
+    canary: Optional[float] = typer.Option(
+        None,
+        "--canary",
+        min=0,
+        max=100,
+        help="Let the version answer this percentage of the task's requests beside the active one "
+        "(stable per X-Request-ID); `promote` finishes the move, `abort` ends it.",
+    ),
 ) -> None:
-    """Smoke-test a version and make it the task's active one.
+    """Smoke-test a version and make it the task's active one (or its canary).
 
     Without --base there is no base to predict with: only the version's hashes are checked."""
     with _errors():
-        info = _open(store, base).activate(task, version, _actor(actor))
+        registry = _open(store, base)
+        if canary is not None:
+            rollout = registry.canary(task, version, canary, _actor(actor))
+            typer.echo(f"canary {task} {rollout.version}: {rollout.percent:g}% of requests")
+            return
+        info = registry.activate(task, version, _actor(actor))
     typer.echo(f"activated {info.task} {info.version} sha256:{info.sha256[:12]}")
+
+
+@app.command("shadow")
+def shadow(
+    task: str = typer.Argument(...),
+    version: str = typer.Argument(..., help="The candidate: runs on every request, answers none."),
+    store: Optional[Path] = STORE,
+    actor: Optional[str] = ACTOR,
+    base: Optional[str] = BASE,
+) -> None:
+    """Run a candidate version beside the active one on every request of the task; only the active
+    version answers. Servers report the agreement at GET /admin/adapters/TASK/shadow."""
+    with _errors():
+        rollout = _open(store, base).shadow(task, version, _actor(actor))
+    typer.echo(f"shadow {task} {rollout.version}: compared on every request, answers none")
+
+
+@app.command("promote")
+def promote(task: str = typer.Argument(...), store: Optional[Path] = STORE, actor: Optional[str] = ACTOR) -> None:
+    """Make the task's shadow or canary candidate its active version."""
+    with _errors():
+        info = _open(store).promote(task, _actor(actor))
+    typer.echo(f"promoted {info.task} {info.version} sha256:{info.sha256[:12]}")
+
+
+@app.command("abort")
+def abort(task: str = typer.Argument(...), store: Optional[Path] = STORE, actor: Optional[str] = ACTOR) -> None:
+    """End the task's shadow or canary: the active version answers every request again."""
+    with _errors():
+        rollout = _open(store).abort(task, _actor(actor))
+    typer.echo(f"aborted the {rollout.mode} of {task} {rollout.version}")
 
 
 @app.command("rollback")

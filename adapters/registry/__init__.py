@@ -23,6 +23,7 @@ from .errors import (
 )
 from .local import LocalStore
 from .models import AuditEntry, ExpectedBase, VersionInfo
+from .pointer import Rollout
 from .registry import Registry
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "NotServable",
     "Registry",
     "RegistryError",
+    "Rollout",
     "SmokeFailed",
     "StoreBackend",
     "StoreUnavailable",

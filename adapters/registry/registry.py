@@ -15,11 +15,20 @@ from typing import Any, NoReturn
 from ..tasks import PRESETS, TaskSpec
 from .backend import StoreBackend
 from .config import resolve_store
-from .errors import BaseMismatch, Conflict, NotFound, NotServable, RegistryError, SmokeFailed, StoreUnavailable
+from .errors import (
+    BaseMismatch,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    NotServable,
+    RegistryError,
+    SmokeFailed,
+    StoreUnavailable,
+)
 from .fsio import artifact_sha256
 from .local import LocalStore
 from .models import AuditEntry, ExpectedBase, VersionInfo, check_task_name, check_version_name
-from .pointer import Pointer, expect
+from .pointer import Pointer, Rollout, expect
 from .reading import RegistryReads
 
 Smoke = Callable[[Path], None]
@@ -155,18 +164,7 @@ class Registry(RegistryReads):
         rollback history). ``expected``: compare-and-set on the active version (Conflict otherwise)."""
         sha = current = None
         try:
-            check_task_name(task), check_version_name(version)
-            self.backend.clean_staging()
-            record = self.backend.read_record(task, version)
-            sha = record.get("sha256")
-            if not record.get("servable", True):
-                raise NotServable(
-                    f"{task} {version} is not servable on the shared base: "
-                    f"{record.get('not_servable_reason') or 'no reason given'}"
-                )
-            self._check_base(record)
-            self._check_integrity(task, version, record)
-            self._run_smoke(task, version)  # outside the lock: the version is immutable
+            sha = self._servable(task, version)
             with self.backend.task_lock(task):
                 self.backend.read_record(task, version)  # deleted meanwhile -> NotFound
                 pointer = self._pointer(task, expected)
@@ -177,6 +175,94 @@ class Registry(RegistryReads):
             self._refused(actor, "activate", task, version, sha, exc)
         self.audit(actor, "activate", task, version, sha, "ok", None if current != version else "already active")
         return self.show(task, version)
+
+    def _servable(self, task: str, version: str) -> str | None:
+        """Every check a version passes before it may answer (servable, base, integrity, smoke);
+        its sha256."""
+        check_task_name(task), check_version_name(version)
+        self.backend.clean_staging()
+        record = self.backend.read_record(task, version)
+        if not record.get("servable", True):
+            raise NotServable(
+                f"{task} {version} is not servable on the shared base: "
+                f"{record.get('not_servable_reason') or 'no reason given'}"
+            )
+        self._check_base(record)
+        self._check_integrity(task, version, record)
+        self._run_smoke(task, version)  # outside the lock: the version is immutable
+        return record.get("sha256")
+
+    # -- rollout: a candidate beside the active version ------------------------------------
+    def shadow(self, task: str, version: str, actor: str = "cli", expected: str | None = None) -> Rollout:
+        """Run ``version`` on every request of the task beside the active one; only the active answers."""
+        return self._start_rollout(task, Rollout("shadow", version), actor, expected)
+
+    def canary(
+        self, task: str, version: str, percent: float, actor: str = "cli", expected: str | None = None
+    ) -> Rollout:
+        """Let ``version`` answer ``percent`` (0 < p < 100) of the task's requests."""
+        return self._start_rollout(task, Rollout("canary", version, float(percent)), actor, expected)
+
+    def _start_rollout(self, task: str, rollout: Rollout, actor: str, expected: str | None) -> Rollout:
+        sha = None
+        version = rollout.version
+        try:
+            if rollout.mode == "canary" and not 0 < rollout.percent < 100:
+                raise InvalidRequest("a canary's share is a percentage above 0 and below 100")
+            sha = self._servable(task, version)
+            with self.backend.task_lock(task):
+                self.backend.read_record(task, version)  # deleted meanwhile -> NotFound
+                pointer = self._pointer(task, expected)
+                if pointer.active is None:
+                    raise Conflict(f"task {task!r} has no active version to compare a candidate with")
+                if pointer.active == version:
+                    raise Conflict(f"{task} {version} is the active version; name another as the candidate")
+                self._point(task, pointer.with_rollout(rollout), sha, actor)
+        except (RegistryError, OSError) as exc:
+            self._refused(actor, rollout.mode, task, version, sha, exc)
+        how = f"{rollout.percent:g}% of requests" if rollout.mode == "canary" else "beside the active version"
+        self.audit(actor, rollout.mode, task, version, sha, "ok", f"{how}; active {pointer.active}")
+        return rollout
+
+    def rollout(self, task: str) -> Rollout | None:
+        """The task's candidate, if a shadow or canary is running."""
+        return Pointer.read(self.backend.read_pointer(check_task_name(task))).rollout
+
+    def promote(self, task: str, actor: str = "cli", expected: str | None = None) -> VersionInfo:
+        """Make the running candidate the active version (ends the rollout; the old active version
+        joins the rollback history)."""
+        version = sha = current = None
+        try:
+            check_task_name(task)
+            with self.backend.task_lock(task):
+                pointer = self._pointer(task, expected)
+                if pointer.rollout is None:
+                    raise NotFound(f"task {task!r} has no shadow or canary to promote")
+                version, current = pointer.rollout.version, pointer.active
+                record = self.backend.read_record(task, version)
+                sha = record.get("sha256")
+                self._check_integrity(task, version, record)  # checked in full when the rollout began
+                self._point(task, pointer.activated(version), sha, actor)
+        except (RegistryError, OSError) as exc:
+            self._refused(actor, "promote", task, version, sha, exc)
+        self.audit(actor, "promote", task, version, sha, "ok", f"replaced {current}")
+        return self.show(task, version)
+
+    def abort(self, task: str, actor: str = "cli", expected: str | None = None) -> Rollout:
+        """End the running shadow or canary: the active version answers every request again."""
+        version = None
+        try:
+            check_task_name(task)
+            with self.backend.task_lock(task):
+                pointer = self._pointer(task, expected)
+                if pointer.rollout is None:
+                    raise NotFound(f"task {task!r} has no shadow or canary to abort")
+                rollout, version = pointer.rollout, pointer.rollout.version
+                self._point(task, pointer.with_rollout(None), None, actor)
+        except (RegistryError, OSError) as exc:
+            self._refused(actor, "abort", task, version, None, exc)
+        self.audit(actor, "abort", task, version, None, "ok", f"{rollout.mode} ended; active {pointer.active}")
+        return rollout
 
     def rollback(self, task: str, actor: str = "cli", expected: str | None = None) -> VersionInfo:
         """Re-activate the version the history ends with, and take it off the history (a second
@@ -227,8 +313,11 @@ class Registry(RegistryReads):
             self.backend.clean_staging()
             with self.backend.task_lock(task):
                 sha = self.backend.read_record(task, version).get("sha256")
-                if (self.backend.read_pointer(task) or {}).get("active") == version:
+                pointer = Pointer.read(self.backend.read_pointer(task))
+                if pointer.active == version:
                     raise Conflict(f"{task} {version} is active; activate another version (or roll back) first")
+                if pointer.rollout is not None and pointer.rollout.version == version:
+                    raise Conflict(f"{task} {version} is the {pointer.rollout.mode} candidate; abort it first")
                 self.backend.remove_version(task, version)
         except (RegistryError, OSError) as exc:
             self._refused(actor, "delete", task, version, sha, exc)

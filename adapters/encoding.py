@@ -76,6 +76,17 @@ class Encoder:
         self.truncate = truncate
         self.long_input = long_input or LongInput()
 
+    def reads_like(self, other: Encoder) -> bool:
+        """True when ``other`` turns every input into the same rows (two versions of one task
+        usually do: a shadow version then reuses the active version's rows)."""
+        return (
+            self.tokenizer is other.tokenizer
+            and self.task == other.task
+            and self.max_length == other.max_length
+            and self.truncate == other.truncate
+            and self.long_input == other.long_input
+        )
+
     @property
     def room(self) -> int:
         """Tokens of input a row holds besides the special tokens."""

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..agreement import Agreement, label_agreement, label_scores
 from ..encoding import EncodedRow, Encoder
 from ..examples import Example
 from ..heads import Head
@@ -87,6 +88,14 @@ class KindStrategy:
         from ..decoding import label_output
 
         return {**label_output(task, self.logits(item, rows), readout), **self.how(item)}
+
+    def agreement(self, active: dict[str, Any], candidate: dict[str, Any]) -> Agreement:
+        """How a candidate version's answer to one item agrees with the active version's."""
+        return label_agreement(active, candidate)
+
+    def answer_scores(self, answer: dict[str, Any]) -> list[float]:
+        """The scores one answer gives (its label's probability), for score distributions."""
+        return label_scores(answer)
 
     @staticmethod
     def how(item: EncodedItem) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..agreement import entity_agreement, entity_scores
 from ..decoding import bio_entities, softmax, word_tags
 from ..encoding import EncodedRow, Encoder
 from ..examples import Span, TokenExample
@@ -106,6 +107,12 @@ class TokenKind(KindStrategy):
         kept, tags, scores = self.word_tags(task, item, rows)
         entities = bio_entities(note.text, [note.spans[w] for w in kept], tags, scores)
         return {"entities": [e.as_dict() for e in entities], **self.how(item)}
+
+    def agreement(self, active, candidate):
+        return entity_agreement(active, candidate)
+
+    def answer_scores(self, answer):
+        return entity_scores(answer)
 
     def predictions(self, task, items, logits, readout=None):
         return [word_tags(task, lg, it.rows[0].n_words, it.rows[0].word_index)[0] for lg, it in zip(logits, items)]

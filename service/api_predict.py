@@ -116,6 +116,10 @@ class _Timed:
     def __exit__(self, kind, exc, tb) -> None:
         metrics.INFLIGHT.dec()
         status = 200 if exc is None else exc.status if isinstance(exc, APIError) else 500
-        metrics.REQUESTS.labels(self.task, outcome_of(status)).inc()
+        outcome = outcome_of(status)
+        metrics.REQUESTS.labels(self.task, outcome).inc()
         metrics.REQUEST_SECONDS.labels(self.task, self.endpoint, self.version).observe(time.perf_counter() - self.start)
-        self.request.scope.setdefault("state", {})["bedside_counted"] = True
+        state = self.request.scope.setdefault("state", {})
+        state["bedside_counted"] = True
+        if (route := state.get("bedside_route")) is not None:  # (version, role) the engine chose
+            metrics.VERSION_REQUESTS.labels(self.task, *route, outcome).inc()

@@ -5,6 +5,11 @@ Handlers submit encoded rows; one worker thread gathers jobs until a batch holds
 lengths, routes each forward once (:func:`~bedside.adapters.batch.route`: each adapter's
 rows contiguous) and runs it on the backend, then hands each job its rows' logits. The
 queue is bounded in rows: beyond it, submit refuses at once so the handler can answer 429.
+
+Shadow jobs (a candidate version's rows, compared but never answered) are admitted only while
+the queue is short, and run in forwards of their own after the pass's live forwards: they
+never delay a live answer of their pass nor change it (a forward's shape changes a GEMM's
+rounding), and under load they are the first rows refused.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ def task_of(slot: str) -> str:
 class Job:
     rows: list[EncodedRow]
     slot: str
+    shadow: bool = False
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -85,6 +91,7 @@ class Batcher:
         max_queue_rows: int = 512,
         max_padding: float = 1.0,
         max_queue_wait_s: float = 0.0,
+        shadow_queue_rows: int = 0,
     ) -> None:
         self.run = run
         self.lock = lock
@@ -93,6 +100,7 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000
         self.max_queue_rows = max_queue_rows
         self.max_queue_wait_s = max_queue_wait_s  # 0: no bound by time
+        self.shadow_queue_rows = shadow_queue_rows  # shadow rows join only a queue this short
         self.rate = 0.0  # rows per second the forwards keep up (moving average; 0 until measured)
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._queued_rows = 0
@@ -100,19 +108,21 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="bedside-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: list[EncodedRow], slot: str) -> Job:
+    def submit(self, rows: list[EncodedRow], slot: str, shadow: bool = False) -> Job:
         """Queue a request's rows; QueueFull when they would pass the row bound, or when the rows
         already waiting would take longer than ``max_queue_wait_s`` at the measured rate (an empty
-        queue always admits: no wait is shorter)."""
+        queue always admits: no wait is shorter). ``shadow``: refused unless the queue, with
+        these rows, holds at most ``shadow_queue_rows``."""
+        bound = min(self.shadow_queue_rows, self.max_queue_rows) if shadow else self.max_queue_rows
         with self._count_lock:
-            if self._queued_rows + len(rows) > self.max_queue_rows:
+            if self._queued_rows + len(rows) > bound:
                 raise QueueFull
             slow = self.max_queue_wait_s and self.rate and self._queued_rows
             if slow and (self._queued_rows + len(rows)) / self.rate > self.max_queue_wait_s:
                 raise QueueFull
             self._queued_rows += len(rows)
         metrics.QUEUE_ROWS.inc(len(rows))
-        job = Job(rows, slot)
+        job = Job(rows, slot, shadow)
         self._queue.put(job)
         return job
 
@@ -145,9 +155,10 @@ class Batcher:
             with self._count_lock:
                 self._queued_rows -= n
             metrics.QUEUE_ROWS.dec(n)
-            live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
-            if live:
-                self._forward(live)
+            running = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+            for group in ([j for j in running if not j.shadow], [j for j in running if j.shadow]):
+                if group:  # live rows first, in forwards of their own
+                    self._forward(group)
 
     def _forward(self, jobs: list[Job]) -> None:
         now = time.perf_counter()

@@ -23,11 +23,12 @@ from bedside.adapters.limits import Budget, EntitiesTooFar, InputLimits, InputRe
 from bedside.adapters.predict import Predictor
 
 from . import metrics
-from .batcher import Batcher, QueueFull
+from .batcher import Batcher, Job, QueueFull
 from .errors import APIError, busy
 from .residents import Resident
 from .runtime import Runtime
 from .settings import SERVICE_VERSION, ServiceSettings
+from .shadow import Shadows
 
 INLINE_CHARS = 2048  # a request this small is tokenised on the event loop (faster than a hand-off)
 
@@ -56,7 +57,9 @@ class Engine:
             settings.max_queue_rows,
             settings.max_padding,
             settings.max_queue_wait_s,
+            settings.shadow_queue_rows,
         )
+        self.shadows = Shadows(self.batcher, self.runtime.cache, self.predictor, settings.shadow_timeout_s)
 
     def start(self, poll: bool = True) -> None:
         self.runtime.start(poll=poll)
@@ -65,6 +68,9 @@ class Engine:
         self.runtime.stop()
         self.batcher.close()
         self.tokenizing.shutdown(wait=False, cancel_futures=True)
+
+    def predictor(self, slot: str) -> Predictor:
+        return Predictor(self.runtime.backend, slot, self.settings.max_length, self.limits)
 
     def provenance(self, resident: Resident) -> dict[str, str]:
         info = resident.info
@@ -112,36 +118,65 @@ class Engine:
         if not internal and len(items) > self.settings.max_items:
             raise APIError(413, "too_many_items", f"at most {self.settings.max_items} items per request")
         chars = self.check_size(items) if not internal else INLINE_CHARS + 1  # extract's pairs share its note
-        with self.runtime.lease(task) as resident:
-            if resident is None:
+        with self.runtime.lease(task, _request_key(request)) as route:
+            resident = route.serving
+            if resident is None or resident.info is None:  # a leased version is a stored one
                 raise _not_ready()
-            predictor = Predictor(self.runtime.backend, resident.slot, self.settings.max_length, self.limits)
+            if not internal and request is not None:  # what the request's metrics are labelled by
+                request.scope.setdefault("state", {})["bedside_route"] = (resident.info.version, route.role)
+            predictor = self.predictor(resident.slot)
             t0 = time.perf_counter()
-            if chars <= INLINE_CHARS:
-                encoded = _encode_all(predictor, items, internal)
-            else:
-                loop = asyncio.get_running_loop()
-                encoded = await loop.run_in_executor(self.tokenizing, _encode_all, predictor, items, internal)
+            encoded = await self._encode(predictor, items, internal, chars)
             metrics.TOKENIZE_SECONDS.labels(task).observe(time.perf_counter() - t0)
             rows = [row for item in encoded if item is not None for row in item.rows]
-            logits = await self._forward(rows, resident.slot, request) if rows else []
-            results: list[dict] = []
-            at = 0
-            for item in encoded:
-                if item is None:  # an extract pair too far apart for one row: not a candidate
-                    results.append({"label": "none", "skipped": "entities_too_far"})
-                    continue
-                results.append(predictor.decode(item, logits[at : at + item.windows]))
-                at += item.windows
+            job = self._submit(rows, resident.slot) if rows else None
+            shadow = None
+            if route.shadow is not None and job is not None:  # queued behind the live job, never ahead
+                shadow = self.shadows.start(
+                    task, route, predictor, encoded, lambda p: self._encode(p, items, internal, chars)
+                )
+            try:
+                logits = await self._wait(job, request) if job is not None else []
+                results = self._decode(predictor, encoded, logits)
+            except BaseException:
+                if shadow is not None:
+                    shadow.cancel()
+                raise
+            if shadow is not None:
+                shadow.answered(results)
+            version = resident.info.version
+            for result in results:
+                for score in predictor.kind.answer_scores(result):
+                    metrics.ANSWER_SCORE.labels(task, version).observe(score)
             return results, self.provenance(resident)
 
-    async def _forward(self, rows, slot: str, request: Request | None):
-        """The rows' logits from the batcher: 429 when the queue is full or too slow, 504 after the
-        timeout, and the rows withdrawn when the client goes away."""
+    async def _encode(self, predictor: Predictor, items: list[Any], internal: bool, chars: int):
+        if chars <= INLINE_CHARS:
+            return _encode_all(predictor, items, internal)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.tokenizing, _encode_all, predictor, items, internal)
+
+    @staticmethod
+    def _decode(predictor: Predictor, encoded: list[EncodedItem | None], logits) -> list[dict]:
+        results: list[dict] = []
+        at = 0
+        for item in encoded:
+            if item is None:  # an extract pair too far apart for one row: not a candidate
+                results.append({"label": "none", "skipped": "entities_too_far"})
+                continue
+            results.append(predictor.decode(item, logits[at : at + item.windows]))
+            at += item.windows
+        return results
+
+    def _submit(self, rows, slot: str):
         try:
-            job = self.batcher.submit(rows, slot)
+            return self.batcher.submit(rows, slot)
         except QueueFull:
             raise busy() from None
+
+    async def _wait(self, job: Job, request: Request | None):
+        """The job's logits from the batcher: 504 after the timeout, and the rows withdrawn when
+        the client goes away (a full or slow queue was 429 at submit)."""
         waiting = asyncio.wrap_future(job.future)
         gone = asyncio.ensure_future(_disconnected(request)) if request is not None else None
         try:
@@ -232,6 +267,13 @@ async def _disconnected(request: Request) -> None:
     message = await request.receive()
     if message["type"] != "http.disconnect":
         await asyncio.Event().wait()  # never set: cancelled when the answer is ready
+
+
+def _request_key(request: Request | None) -> str | None:
+    """The client's request id (``X-Request-ID``): a canary's split is stable per id."""
+    if request is None:
+        return None
+    return request.headers.get("x-request-id") or None
 
 
 def _span(entity: dict) -> dict:

@@ -64,3 +64,56 @@ HTTP_REQUESTS = Counter(
 HTTP_SECONDS = Histogram(
     "bedside_http_request_duration_seconds", "HTTP request time by route template", ["route"], buckets=LATENCY_BUCKETS
 )
+
+# -- rollout: shadow and canary versions (labels: task, versions, fixed words; never request text)
+ROLLOUT = Gauge(
+    "bedside_rollout_info",
+    "1 for a version running as a task's shadow or canary candidate",
+    ["task", "version", "mode"],
+    multiprocess_mode="livemax",
+)
+CANARY_PERCENT = Gauge(
+    "bedside_canary_percent",
+    "Share of a task's requests its canary answers",
+    ["task", "version"],
+    multiprocess_mode="livemax",
+)
+VERSION_REQUESTS = Counter(
+    "bedside_version_requests_total",
+    "Predict requests by the version chosen to answer, its role (active, canary) and outcome",
+    ["task", "version", "role", "outcome"],
+)
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+ANSWER_SCORE = Histogram(
+    "bedside_answer_score",
+    "Scores answered, by version: the answered label's probability (an entity's score for token tasks)",
+    ["task", "version"],
+    buckets=SCORE_BUCKETS,
+)
+SHADOW_REQUESTS = Counter(
+    "bedside_shadow_requests_total",
+    "Requests a shadow version ran on, by outcome (compared, dropped under load, failed, timeout)",
+    ["task", "active", "candidate", "outcome"],
+)
+SHADOW_ITEMS = Counter(
+    "bedside_shadow_items_total",
+    "Sequence and pair items compared, by whether the shadow's label agrees with the active one's",
+    ["task", "active", "candidate", "agreement"],
+)
+SHADOW_ENTITIES = Counter(
+    "bedside_shadow_entities_total",
+    "Token tasks: entities found by both versions (same span and type), by the active only, by the shadow only",
+    ["task", "active", "candidate", "found_by"],
+)
+SHADOW_PROB_DIFF = Histogram(
+    "bedside_shadow_probability_difference",
+    "Mean absolute difference of the label probabilities, shadow vs active, per item",
+    ["task", "active", "candidate"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
+)
+SHADOW_SCORE = Histogram(
+    "bedside_shadow_candidate_score",
+    "Scores the shadow version would have answered",
+    ["task", "active", "candidate"],
+    buckets=SCORE_BUCKETS,
+)

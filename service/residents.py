@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bedside.adapters.registry import VersionInfo
+from bedside.adapters.registry import Rollout, VersionInfo
 from bedside.adapters.tasks import TaskSpec
+
+from .canary import in_canary
 
 
 @dataclass
@@ -40,14 +42,28 @@ class TaskState:
     status: str = "no_adapter"  # ready | no_adapter | error
     reason: str | None = None
     resident: Resident | None = None
+    candidate: Resident | None = None  # a shadow or canary version beside the active one
+    rollout: Rollout | None = None
 
     def as_dict(self) -> dict:
         out: dict = {"status": self.status}
         if self.resident and self.resident.info:
             out.update(version=self.resident.info.version, sha256=self.resident.info.sha256)
+        if self.candidate is not None and self.rollout is not None:
+            out["rollout"] = self.rollout.as_dict()
         if self.reason:
             out["reason"] = self.reason
         return out
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who answers one request (``serving``: the active version, or the canary), and the shadow
+    version that runs beside it, if any."""
+
+    serving: Resident | None
+    shadow: Resident | None = None
+    role: str = "active"  # active | canary
 
 
 class ResidentCache:
@@ -63,19 +79,32 @@ class ResidentCache:
             return self.states.setdefault(task, TaskState(task))
 
     @contextmanager
-    def lease(self, task: str) -> Iterator[Resident | None]:
-        """Pin the task's serving version for one request (None: the task is not ready)."""
+    def lease(self, task: str, key: str | None = None) -> Iterator[Route]:
+        """Pin the versions of one request: the one that answers (the canary for its share of
+        requests, by ``key`` when given; ``serving`` None: the task is not ready) and a shadow."""
         with self.lock:
             state = self.states[task]
-            resident = state.resident if state.status == "ready" else None
-            if resident is not None:
+            route = Route(None)
+            if state.status == "ready" and state.resident is not None:
+                route = _route(state, key)
+            held = [r for r in (route.serving, route.shadow) if r is not None]
+            for resident in held:
                 resident.leases += 1
         try:
-            yield resident
+            yield route
         finally:
-            if resident is not None:
-                with self.lock:
-                    resident.leases -= 1
+            self.release(held)
+
+    def hold(self, resident: Resident) -> None:
+        """One more lease on a version already leased, kept beyond its request (a shadow's
+        comparison); :meth:`release` ends it."""
+        with self.lock:
+            resident.leases += 1
+
+    def release(self, residents: list[Resident]) -> None:
+        with self.lock:
+            for resident in residents:
+                resident.leases -= 1
 
     def find(self, task: str, version: str) -> Resident | None:
         with self.lock:
@@ -96,17 +125,33 @@ class ResidentCache:
         """Make ``resident`` serve ``task`` (the atomic switch); the version it replaces is retired."""
         with self.lock:
             self.retired.pop(resident.slot, None)
-            old = self.states[task].resident
-            self.states[task] = TaskState(task, "ready", None, resident)
+            before = self.states[task]
+            old = before.resident
+            candidate = before.candidate if before.candidate is not resident else None  # a promotion ends it
+            self.states[task] = TaskState(
+                task, "ready", None, resident, candidate, before.rollout if candidate else None
+            )
             if old is not None and old is not resident:
+                self._retire(old)
+
+    def set_rollout(self, task: str, candidate: Resident | None, rollout: Rollout | None) -> None:
+        """Run ``candidate`` beside the task's active version as ``rollout`` says (None: stop); the
+        candidate it replaces is retired (unless it now serves: a promotion)."""
+        with self.lock:
+            state = self.states[task]
+            old = state.candidate
+            if candidate is not None:
+                self.retired.pop(candidate.slot, None)
+            state.candidate, state.rollout = candidate, rollout if candidate is not None else None
+            if old is not None and old is not candidate and old is not state.resident:
                 self._retire(old)
 
     def set_state(self, task: str, status: str, reason: str) -> None:
         """Mark a task not ready (``no_adapter`` or ``error``); what served it is retired."""
         with self.lock:
-            old = self.states.get(task, TaskState(task)).resident
+            before = self.states.get(task, TaskState(task))
             self.states[task] = TaskState(task, status, reason)
-            if old is not None:
+            for old in {id(r): r for r in (before.resident, before.candidate) if r is not None}.values():
                 self._retire(old)
 
     def _retire(self, resident: Resident) -> None:
@@ -136,3 +181,14 @@ class ResidentCache:
     def leases(self) -> int:
         with self.lock:
             return sum(r.leases for r in self.residents.values())
+
+
+def _route(state: TaskState, key: str | None) -> Route:
+    candidate, rollout = state.candidate, state.rollout
+    if candidate is None or rollout is None:
+        return Route(state.resident)
+    if rollout.mode == "shadow":
+        return Route(state.resident, shadow=candidate)
+    if in_canary(state.task, key, rollout.percent):
+        return Route(candidate, role="canary")
+    return Route(state.resident)

@@ -17,12 +17,13 @@ from contextlib import contextmanager
 import torch
 
 from bedside.adapters.backbones import load_backbone, pick_device
-from bedside.adapters.registry import Registry
+from bedside.adapters.registry import Registry, Rollout
+from bedside.adapters.registry.pointer import ROLLOUT_MODES
 from bedside.adapters.tasks import PRESETS
 
 from . import metrics
 from .backends import make_backend
-from .residents import Resident, ResidentCache, TaskState
+from .residents import Resident, ResidentCache, Route, TaskState
 from .settings import ServiceSettings
 from .swaps import Swapper
 
@@ -88,14 +89,14 @@ class Runtime:
 
     # -- requests and swaps ------------------------------------------------------------
     @contextmanager
-    def lease(self, task: str) -> Iterator[Resident | None]:
-        """Pin the task's active version for the duration of one request.
+    def lease(self, task: str, key: str | None = None) -> Iterator[Route]:
+        """Pin the versions that serve one request (the active one or its canary, and a shadow).
 
         Runs on the event loop, so it never waits for the model lock (a forward holds it):
         a version retired meanwhile is freed now if the model is idle, else at the next swap or lease."""
-        with self.cache.lease(task) as resident:
-            yield resident
-        if resident is not None and self.cache.over_cap():
+        with self.cache.lease(task, key) as route:
+            yield route
+        if route.serving is not None and self.cache.over_cap():
             self.collect(wait=False)
 
     def refresh(self, only: str | None = None) -> None:
@@ -114,6 +115,7 @@ class Runtime:
                 self.backend.remove(resident.slot)
                 if resident.info is not None:  # publish no longer sees it
                     metrics.ACTIVE.labels(resident.task, resident.info.version).set(0)
+                    self._publish_rollout(resident.task, resident.info.version, None)
         finally:
             self.lock.release()
         metrics.RESIDENT.set(len(self.residents))
@@ -125,5 +127,15 @@ class Runtime:
             if resident.task == task and resident.info is not None:
                 active = state.resident is resident
                 metrics.ACTIVE.labels(task, resident.info.version).set(1 if active else 0)
+                self._publish_rollout(
+                    task, resident.info.version, state.rollout if state.candidate is resident else None
+                )
         if self.device.type == "cuda":
             metrics.DEVICE_MEMORY.set(torch.cuda.memory_allocated(self.device))
+
+    @staticmethod
+    def _publish_rollout(task: str, version: str, rollout: Rollout | None) -> None:
+        """The version's part in a rollout, as gauges (0 once it has none)."""
+        for mode in ROLLOUT_MODES:
+            metrics.ROLLOUT.labels(task, version, mode).set(1 if rollout and rollout.mode == mode else 0)
+        metrics.CANARY_PERCENT.labels(task, version).set(rollout.percent if rollout and rollout.mode == "canary" else 0)

@@ -91,6 +91,13 @@ class ServiceSettings(PathSettings):
         0, ge=0, description="/extract: entity pairs across sentences this close are candidates too (0: same sentence)"
     )
 
+    shadow_timeout_s: float = Field(
+        10.0, gt=0, description="a shadow version's answer is compared only if it comes within this (else: timeout)"
+    )
+    shadow_queue_rows: int = Field(
+        256, ge=0, description="shadow rows join only a queue this short (rows); beyond it they are dropped first"
+    )
+
     poll_interval_s: float = Field(2.0, gt=0, description="how often the store is checked for activations")
     resident_cap: int = Field(4, ge=0, description="inactive versions kept loaded (LRU)")
 

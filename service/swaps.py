@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bedside.adapters.artifact import load_artifact
 from bedside.adapters.predict import Predictor
-from bedside.adapters.registry import RegistryError, VersionInfo
+from bedside.adapters.registry import RegistryError, Rollout, VersionInfo
 from bedside.adapters.registry.integrity import drift, folder_sha256
 from bedside.adapters.registry.smoke import AnswerMismatch, check_predictions
 
@@ -57,6 +57,7 @@ class Swapper:
             for task in [only] if only else list(self.cache.states):
                 try:
                     info = registry.active(task)
+                    rollout = registry.rollout(task)
                 except RegistryError as exc:  # the pointer names a version that is gone or unreadable
                     self._not_ready(task, "error", f"active version unreadable: {exc}")
                     continue
@@ -74,6 +75,38 @@ class Swapper:
                     or state.status != "ready"
                 ):
                     self.swap(task, info)
+                if info is not None:
+                    self.follow_rollout(task, rollout)
+
+    def follow_rollout(self, task: str, rollout: Rollout | None) -> None:
+        """Load (or drop) the task's shadow or canary candidate as the store's pointer says."""
+        state = self.cache.states[task]
+        current = state.candidate
+        if rollout is None or state.status != "ready":
+            if current is not None:
+                self.cache.set_rollout(task, None, None)
+                self.runtime.collect(wait=False)
+                self.runtime.publish(task)
+                log.info("task %s: rollout ended", task)
+            return
+        if current is not None and current.info is not None and current.info.version == rollout.version:
+            if state.rollout != rollout:  # e.g. a canary's share changed
+                self.cache.set_rollout(task, current, rollout)
+                self.runtime.publish(task)
+            return
+        try:
+            info = self.runtime.registry.show(task, rollout.version)
+            resident = self.cache.find(task, info.version) or self._load(task, info)
+        except Exception as exc:  # the active version goes on answering alone
+            metrics.ADAPTER_LOADS.labels(task, "error").inc()
+            log.error("task %s: %s candidate %s failed to load: %s", task, rollout.mode, rollout.version, reason(exc))
+            self.cache.set_rollout(task, None, None)
+            self.runtime.publish(task)
+            return
+        self.cache.set_rollout(task, resident, rollout)
+        self.runtime.collect(wait=False)
+        self.runtime.publish(task)
+        log.info("task %s: %s of version %s", task, rollout.mode, rollout.version)
 
     def swap(self, task: str, info: VersionInfo) -> None:
         start = time.perf_counter()

@@ -67,6 +67,22 @@ def make_client(store, served_folder):
         engine.close()
 
 
+@pytest.fixture()
+def live_client(make_client):
+    """make_client's, with one event loop kept running across requests (as a server's is), so
+    work a request leaves in the background (a shadow's comparison) gets done."""
+    entered = []
+
+    def build(**overrides):
+        client, engine = make_client(**overrides)
+        entered.append(client.__enter__())
+        return client, engine
+
+    yield build
+    for client in entered:
+        client.__exit__(None, None, None)
+
+
 # -- a real `bentoml serve` process (tests/service/test_server.py) ---------------------------
 ADMIN_TOKEN = "admin-secret"
 PREDICT_TOKEN = "predict-secret"

@@ -1,4 +1,5 @@
-"""The admin API: list, upload, activate, roll back, deactivate and delete adapter versions.
+"""The admin API: list, upload, activate, roll back, deactivate and delete adapter versions;
+shadow and canary candidates, promoted or aborted.
 
 Every call needs an admin token, is audited (denied attempts too, naming only what is known),
 and is counted in ``bedside_admin_actions_total``. Changes of the active pointer take
@@ -18,10 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from bedside.adapters.registry import RegistryError
+from bedside.adapters.registry import RegistryError, Rollout
 
 from . import metrics
 from .errors import APIError
@@ -90,9 +91,11 @@ def admin_routes(auth: TokenAuth, engine: Callable[[], Engine]) -> APIRouter:
         with admin(request, action, task, version) as actor:
             eng = engine()
             await run_in_threadpool(_check_stored_task, eng, task, actor, action)
-            active = await run_in_threadpool(change, eng.runtime.registry, actor, _if_match(request))
+            changed = await run_in_threadpool(change, eng.runtime.registry, actor, _if_match(request))
             await run_in_threadpool(_refresh, eng, task)
-            return {"active": None if active is None else info(active)}
+            if isinstance(changed, Rollout):
+                return {"rollout": changed.as_dict()}
+            return {"active": None if changed is None else info(changed)}
 
     @router.post("/{task}/{version}/activate")
     async def activate(request: Request, task: str, version: str):
@@ -114,6 +117,49 @@ def admin_routes(auth: TokenAuth, engine: Callable[[], Engine]) -> APIRouter:
             registry.deactivate(task, actor, expected)
 
         return await move_pointer(request, "deactivate", task, None, change)
+
+    # -- rollout: shadow, canary, promote, abort (docs/rollout.md) ------------------------
+    @router.post("/{task}/{version}/shadow")
+    async def shadow(request: Request, task: str, version: str):
+        def change(registry, actor, expected):
+            return registry.shadow(task, version, actor, expected)
+
+        return await move_pointer(request, "shadow", task, version, change)
+
+    @router.post("/{task}/{version}/canary")
+    async def canary(request: Request, task: str, version: str, percent: float = Query(10.0, gt=0, lt=100)):
+        def change(registry, actor, expected):
+            return registry.canary(task, version, percent, actor, expected)
+
+        return await move_pointer(request, "canary", task, version, change)
+
+    @router.post("/{task}/promote")
+    async def promote(request: Request, task: str):
+        def change(registry, actor, expected):
+            return registry.promote(task, actor, expected)
+
+        return await move_pointer(request, "promote", task, None, change)
+
+    @router.post("/{task}/abort")
+    async def abort(request: Request, task: str):
+        def change(registry, actor, expected):
+            return registry.abort(task, actor, expected)
+
+        return await move_pointer(request, "abort", task, None, change)
+
+    @router.get("/{task}/shadow")
+    async def shadow_report(request: Request, task: str):
+        """The live comparison of this replica's shadow runs: counts and ratios, never text."""
+        with admin(request, "shadow_report", task):
+            eng = engine()
+            eng.check_task(task)
+            state = eng.runtime.states[task]
+            return {
+                "task": task,
+                "active": state.resident.info.version if state.resident and state.resident.info else None,
+                "rollout": state.rollout.as_dict() if state.candidate is not None and state.rollout else None,
+                "pairs": eng.shadows.stats.report(task),
+            }
 
     @router.delete("/{task}/{version}")
     async def delete(request: Request, task: str, version: str):

@@ -8,8 +8,10 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -19,6 +21,9 @@ from bedside.adapters.cli_settings import settings_flags
 from .examples import NOTE
 from .server import serve_command, server_env, start_server, stop_server, wait_ready
 from .settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from .client import BedsideClient
 
 console = Console(stderr=True)
 
@@ -211,20 +216,10 @@ def upload(
     token_env: str = typer.Option("BEDSIDE_ADMIN_TOKEN", help="environment variable holding the admin token"),
 ) -> None:
     """Upload an artifact to a running service through its admin API."""
-    from .client import BedsideClient, BedsideError
-
-    token = os.environ.get(token_env)
-    if not token:
-        console.print(f"[red]error:[/red] set {token_env} to an admin token")
-        raise typer.Exit(2)
     if task is None:
         task = json.loads((folder / "manifest.json").read_text())["task"]["name"]
-    try:
-        with BedsideClient(url, token=token) as client:
-            answer = client.upload(folder, task, activate=activate)
-    except BedsideError as exc:
-        console.print(f"[red]error [{exc.code}]:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+    with _admin_client(url, token_env) as client:
+        answer = client.upload(folder, task, activate=activate)
     version = answer["version"]
     console.print(
         f"stored {task} {version['version']} ({version['sha256'][:12]})" + (" and activated it" if activate else "")
@@ -237,3 +232,47 @@ def upload(
             f"[yellow]warning:[/yellow] it failed its check on the served model, so activating it "
             f"will be refused: {check.get('reason')}"
         )
+
+
+@contextmanager
+def _admin_client(url: str, token_env: str) -> Iterator[BedsideClient]:
+    """A client with the admin token from ``token_env``; its errors end the command (exit 1)."""
+    from .client import BedsideClient, BedsideError
+
+    token = os.environ.get(token_env)
+    if not token:
+        console.print(f"[red]error:[/red] set {token_env} to an admin token")
+        raise typer.Exit(2)
+    try:
+        with BedsideClient(url, token=token) as client:
+            yield client
+    except BedsideError as exc:
+        console.print(f"[red]error [{exc.code}]:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def shadow_report(
+    task: str = typer.Argument(..., help="the task whose shadow is running"),
+    url: str = typer.Option(..., help="service URL, e.g. http://bedside.internal:3000"),
+    token_env: str = typer.Option("BEDSIDE_ADMIN_TOKEN", help="environment variable holding the admin token"),
+) -> None:
+    """The live comparison of a task's shadow version with its active one, from a running service."""
+    with _admin_client(url, token_env) as client:
+        report = client.shadow_report(task)
+    console.print(f"{task}: active {report['active']}, rollout {report['rollout'] or 'none'}")
+    for pair in report["pairs"]:
+        console.print(render_pair(pair), markup=False)
+
+
+def render_pair(pair: dict) -> str:
+    """One shadow pair's figures in a line (None: nothing of that kind compared yet)."""
+
+    def ratio(value) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    requests = ", ".join(f"{k} {v}" for k, v in pair["requests"].items())
+    return (
+        f"  {pair['active']} vs {pair['candidate']}: {requests}; label agreement {ratio(pair['label_agreement'])}, "
+        f"entity agreement F1 {ratio(pair['entity_agreement_f1'])}, "
+        f"mean |dp| {ratio(pair['mean_abs_probability_difference'])}"
+    )

@@ -92,6 +92,21 @@ class BedsideClient:
     def deactivate(self, task: str, expected: str | None = None) -> dict:
         return self._call("POST", f"/admin/adapters/{task}/deactivate", headers=_if_match(expected))
 
+    def shadow(self, task: str, version: str) -> dict:
+        return self._call("POST", f"/admin/adapters/{task}/{version}/shadow")
+
+    def canary(self, task: str, version: str, percent: float) -> dict:
+        return self._call("POST", f"/admin/adapters/{task}/{version}/canary", params={"percent": percent})
+
+    def promote(self, task: str, expected: str | None = None) -> dict:
+        return self._call("POST", f"/admin/adapters/{task}/promote", headers=_if_match(expected))
+
+    def abort(self, task: str) -> dict:
+        return self._call("POST", f"/admin/adapters/{task}/abort")
+
+    def shadow_report(self, task: str) -> dict:
+        return self._call("GET", f"/admin/adapters/{task}/shadow")
+
     def delete(self, task: str, version: str) -> dict:
         return self._call("DELETE", f"/admin/adapters/{task}/{version}")
 

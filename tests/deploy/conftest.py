@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bedside.adapters.registry import Registry
 from tests.helpers import active_store, save_task_artifacts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,13 @@ def deploy_store(tmp_path_factory, deploy_base):
 
     root = tmp_path_factory.mktemp("deploy-store")
     artifacts = save_task_artifacts(root / "artifacts", load_backbone(str(deploy_base)), seed=0)
-    return active_store(root / "store", artifacts)
+    store = active_store(root / "store", artifacts)
+    # a fresh base: PEFT injects layers into the encoder it trains
+    candidates = save_task_artifacts(root / "candidates", load_backbone(str(deploy_base)), 1, ["mortality", "ner"])
+    registry = Registry(store)
+    for task, folder in candidates.items():  # v2: the shadow and canary candidates
+        registry.push(folder, task=task)
+    return store
 
 
 class Server:
@@ -84,6 +91,13 @@ class Server:
         """Two rows against a one-row queue: 429, counted as outcome="rejected"."""
         answer = self.client.post("/predict", json={"task": "mortality", "texts": ["a", "b"]})
         assert answer.status_code == 429, (answer.status_code, answer.text[:200])
+
+    def start_rollouts(self) -> None:
+        """A shadow for mortality and a canary for ner (v2 of each), so rollout metrics exist."""
+        admin = {"Authorization": f"Bearer {SERVER_SETTINGS['admin_tokens']}"}
+        for path, params in (("mortality/v2/shadow", None), ("ner/v2/canary", {"percent": 50})):
+            answer = self.client.post(f"/admin/adapters/{path}", params=params, headers=admin)
+            assert answer.status_code == 200, (path, answer.status_code, answer.text[:200])
 
     def too_many_items(self) -> None:
         """More items than max_items: 413, counted as outcome="client_error"."""

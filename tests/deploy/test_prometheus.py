@@ -177,7 +177,9 @@ def test_hpa_metrics_come_from_the_adapter_rules():
 # -- against a real server ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def scraped(bedside_server):
-    """The server's /metrics after traffic on all four tasks, a 429 and a 413."""
+    """The server's /metrics after traffic on all four tasks (one shadowed, one with a canary), a
+    429 and a 413."""
+    bedside_server.start_rollouts()
     bedside_server.predict_all()
     bedside_server.reject_one()
     bedside_server.too_many_items()

@@ -10,6 +10,7 @@ import typer
 from .cli_common import console, int_list, ratio_report, results_folder, series_report, show_report
 from .cli_notes import notes
 from .cli_service import service
+from .cli_shadow import shadow
 from .cli_soak import soak
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 app.command("service")(service)
 app.command("soak")(soak)
+app.command("shadow")(shadow)
 app.command("notes")(notes)
 
 

@@ -238,3 +238,31 @@ def test_notes_part_on_a_real_server(store, served_folder, tmp_path):
     assert coverage["texts"] == 12 and coverage["errors"] == 0 and coverage["over_time_limit"] == 0
     assert set(coverage["statuses"]) >= {"mortality", "length_of_stay", "ner", "extract"}
     assert (tmp_path / "notes_latency.png").is_file() and (tmp_path / "notes_throughput.png").is_file()
+
+
+def test_shadow_part_on_a_real_server(artifacts, served_folder, tmp_path):
+    from bedside.adapters.registry import Registry
+    from tests.helpers import active_store
+
+    store = active_store(tmp_path / "store", artifacts[0])
+    Registry(store).push(artifacts[1]["mortality"], task="mortality")  # v2, a different seed
+    args = ["shadow", "--store", str(store), "--backbone", str(served_folder), "--shadow", "mortality:v2"]
+    _run([*args, "--concurrency", "4", "--seconds", "1", "--rounds", "1", "--words", "4"], tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "shadow.json").read_text())
+    assert [r["shadow"] for r in data["summary"]["phases"]] == ["none", "mortality:v2", "none"]
+    assert [r["shadow"] for r in data["results"]] == ["none", "mortality:v2"]
+    assert data["summary"]["errors"] == 0
+    assert data["results"][0]["time_per_request_over_none"] == pytest.approx(1.0)
+    (pair,) = data["summary"]["agreement"]
+    assert (pair["task"], pair["active"], pair["candidate"]) == ("mortality", "v1", "v2")
+    assert pair["requests_compared"] > 0 and 0 <= pair["label_agreement"] <= 1
+    assert Registry(store).rollout("mortality") is None  # the benchmark leaves no shadow behind
+    assert (tmp_path / "out" / "shadow.png").is_file()
+    assert "live agreement" in (tmp_path / "out" / "shadow.md").read_text()
+
+
+def test_shadow_part_refuses_a_malformed_pair(tmp_path):
+    result = CliRunner().invoke(
+        app, ["shadow", "--store", str(tmp_path), "--shadow", "mortality", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "TASK:VERSION" in result.output

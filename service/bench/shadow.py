@@ -1,0 +1,99 @@
+"""What a shadow version costs a real server: closed-loop load on the mixed four-task workload
+with no shadow, then with one shadow per given (task, version), alternating so the machine's
+drift falls on both sides; and the agreement each shadow reported meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from .service import closed_loop
+
+TOKEN = "bench-admin"  # the admin token of the server this benchmark starts (loopback only)
+
+
+def admin(url: str, method: str, path: str) -> dict:
+    request = urllib.request.Request(
+        f"{url}/admin/adapters/{path}", method=method, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+def measure_shadows(
+    store: Path,
+    backbone: str,
+    items,
+    shadows: list[tuple[str, str]],
+    concurrency: int,
+    seconds: float,
+    rounds: int,
+    log_file: Path,
+    progress: Callable[[dict], None] = lambda row: None,
+) -> tuple[list[dict], list[dict]]:
+    """Rows (one per measured phase: ``shadow`` "none" or "TASK:VERSION") and the final shadow
+    report of each shadowed task. Every shadow is aborted before the server stops."""
+    from ..server import served
+
+    rows: list[dict] = []
+    phases = [None, *shadows] * rounds + [None]  # a no-shadow phase on both sides of every shadow
+    with served(log_file, timeout=600, store=store, backbone=backbone, device="cpu", admin_tokens=TOKEN) as (url, _):
+        for phase in phases:
+            if phase is not None:
+                admin(url, "POST", f"{phase[0]}/{phase[1]}/shadow")
+            try:
+                row = asyncio.run(closed_loop(url, items, concurrency, seconds))
+            finally:
+                if phase is not None:
+                    admin(url, "POST", f"{phase[0]}/abort")
+            row["shadow"] = "none" if phase is None else f"{phase[0]}:{phase[1]}"
+            rows.append(row)
+            progress(row)
+        reports = [admin(url, "GET", f"{task}/shadow") for task in sorted({t for t, _ in shadows})]
+    return rows, reports
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per phase kind: mean rate, median latencies, and time per request over no shadow."""
+    kinds = list(dict.fromkeys(r["shadow"] for r in rows))
+    none_rps = statistics.fmean(r["rps"] for r in rows if r["shadow"] == "none")
+    out = []
+    for kind in kinds:
+        mine = [r for r in rows if r["shadow"] == kind]
+        rps = statistics.fmean(r["rps"] for r in mine)
+        out.append(
+            {
+                "shadow": kind,
+                "phases": len(mine),
+                "rps": rps,
+                "p50_ms": statistics.median(r["p50_ms"] for r in mine),
+                "p99_ms": statistics.median(r["p99_ms"] for r in mine),
+                "errors": sum(r["errors"] for r in mine),
+                "time_per_request_over_none": none_rps / rps,
+            }
+        )
+    return out
+
+
+def agreement_rows(reports: list[dict]) -> list[dict]:
+    """The shadow reports, flattened: one row per (task, active, candidate)."""
+    rows = []
+    for report in reports:
+        for pair in report["pairs"]:
+            rows.append(
+                {
+                    "task": report["task"],
+                    "active": pair["active"],
+                    "candidate": pair["candidate"],
+                    **{f"requests_{k}": v for k, v in pair["requests"].items()},
+                    "items_compared": pair["items_compared"],
+                    "label_agreement": pair["label_agreement"],
+                    "entity_agreement_f1": pair["entity_agreement_f1"],
+                    "mean_abs_probability_difference": pair["mean_abs_probability_difference"],
+                }
+            )
+    return rows

@@ -16,7 +16,8 @@ M = TypeVar("M", bound=BaseModel)
 
 # Request keys that may appear in error messages, and FastAPI's own parameter locations.
 FIELDS = frozenset(name for model in (PredictRequest, ExtractRequest, PairItem, SpanIn) for name in model.model_fields)
-FIELDS |= {"query", "path", "header", "activate", "task", "version"}
+FIELDS |= {"query", "path", "header", "activate", "task", "version", "percent"}
+BOUNDS = ("gt", "ge", "lt", "le")  # a bound comes from the schema, never from the request
 
 
 async def json_body(request: Request, model: type[M]) -> M:
@@ -34,7 +35,8 @@ def describe(exc: ValidationError | RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) if isinstance(p, int) or p in FIELDS else "(unknown field)" for p in error["loc"])
-        parts.append(f"{where or 'body'}: {error['type'].replace('_', ' ')}")
+        bound = next((f" {error['ctx'][k]}" for k in BOUNDS if k in error.get("ctx", {})), "")
+        parts.append(f"{where or 'body'}: {error['type'].replace('_', ' ')}{bound}")
     return "; ".join(parts)
 
 

@@ -219,3 +219,12 @@ def test_every_rollout_step_is_audited_and_refusals_too(two_versions, live_clien
         ("canary", "v2", "ok"),
         ("promote", "v2", "ok"),
     ]
+
+
+@pytest.mark.parametrize("percent", ["nan", "inf", "1e309", "100", "0", "-0", "abc", ""])
+def test_a_canary_share_that_is_no_percentage_is_422_naming_the_parameter(two_versions, live_client, percent):
+    client, engine = live_client()
+    r = client.post("/admin/adapters/mortality/v2/canary", params={"percent": percent}, headers=ADMIN)
+    assert r.status_code == 422
+    assert r.json()["message"].startswith("query.percent: ")  # not an "(unknown field)"
+    assert engine.runtime.states["mortality"].rollout is None

@@ -29,7 +29,7 @@ def shadow(
     backbone: str = typer.Option("embedded"),
     concurrency: int = typer.Option(32, help="closed-loop clients"),
     seconds: float = typer.Option(15.0, help="measured seconds per phase (after a 3 s warm-up)"),
-    rounds: int = typer.Option(2, help="times each shadow phase is measured, with a no-shadow phase around each"),
+    rounds: int = typer.Option(2, help="rounds of (no shadow, each shadow in turn), each one shadow later"),
     words: int = typer.Option(64, help="words per note at most"),
     out: Optional[Path] = typer.Option(None),
 ) -> None:
@@ -38,7 +38,7 @@ def shadow(
     live agreement (a shadow runs the candidate on every request of its task)."""
     from bedside.adapters import reporting as report
 
-    from .shadow import agreement_rows, measure_shadows, summarise
+    from .shadow import agreement_rows, measure_shadows, summarise, token_shares
     from .workload import requests
 
     pairs = _pairs(shadows)
@@ -49,10 +49,12 @@ def shadow(
     def show(row: dict) -> None:
         console.print({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
 
+    shares = token_shares(store, backbone, items)
+    console.print({"token_share_per_task": {t: round(v, 3) for t, v in shares.items()}})
     rows, reports = measure_shadows(
         store, backbone, items, pairs, concurrency, seconds, rounds, folder / "server.log", progress=show
     )
-    table = summarise(rows)
+    table = summarise(rows, shares)
     agreement = agreement_rows(reports)
     for row in agreement:
         show(row)
@@ -62,6 +64,7 @@ def shadow(
         "worst_shadow": worst["shadow"],
         "worst_time_per_request_over_none": worst["time_per_request_over_none"],
         "errors": sum(r["errors"] for r in rows),
+        "token_share_per_task": shares,
         "agreement": agreement,
         "phases": rows,
     }
@@ -70,12 +73,25 @@ def shadow(
         report.bar_plot(
             table,
             "shadow",
-            {"requests per second": "rps", "time per request / no shadow": "time_per_request_over_none"},
+            {
+                "requests per second": "rps",
+                "time per request / no shadow": "time_per_request_over_none",
+                "expected: 1 + the task's token share": "expected_from_tokens",
+            },
             f"a shadow version's cost, {concurrency} clients, four-task mix",
             d / "shadow.png",
         )
 
-    columns = ["shadow", "phases", "rps", "p50_ms", "p99_ms", "errors", "time_per_request_over_none"]
+    columns = [
+        "shadow",
+        "phases",
+        "rps",
+        "p50_ms",
+        "p99_ms",
+        "errors",
+        "time_per_request_over_none",
+        "expected_from_tokens",
+    ]
     md = report.write(
         folder,
         "shadow",

@@ -40,7 +40,13 @@ def measure_shadows(
     from ..server import served
 
     rows: list[dict] = []
-    phases = [None, *shadows] * rounds + [None]  # a no-shadow phase on both sides of every shadow
+    # A no-shadow phase opens every round and closes the last; each round starts one shadow
+    # later, so no shadow always runs last in its round (the machine drifts within a round).
+    phases: list[tuple[str, str] | None] = []
+    for r in range(rounds):
+        k = r % len(shadows)
+        phases += [None, *shadows[k:], *shadows[:k]]
+    phases.append(None)
     with served(log_file, timeout=600, store=store, backbone=backbone, device="cpu", admin_tokens=TOKEN) as (url, _):
         for phase in phases:
             if phase is not None:
@@ -57,8 +63,29 @@ def measure_shadows(
     return rows, reports
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """One row per phase kind: mean rate, median latencies, and time per request over no shadow."""
+def token_shares(store: Path, backbone: str, items) -> dict[str, float]:
+    """Each task's share of the workload's tokens, tokenised as served: a shadow on that task adds
+    about this share to every forward, so ``1 + share`` is the time per request to expect."""
+    from collections import Counter
+
+    from .service import encoded, load_runtime
+
+    runtime = load_runtime(store, backbone)
+    try:
+        rows, slots = encoded(runtime, items)
+        tasks = {s.resident.slot: t for t, s in runtime.states.items() if s.resident}
+    finally:
+        runtime.stop()
+    tokens: Counter[str] = Counter()
+    for row, slot in zip(rows, slots):
+        tokens[tasks[slot]] += len(row)
+    total = sum(tokens.values())
+    return {task: n / total for task, n in tokens.items()}
+
+
+def summarise(rows: list[dict], shares: dict[str, float] | None = None) -> list[dict]:
+    """One row per phase kind: mean rate, median latencies, time per request over no shadow, and
+    (``shares``) what the shadowed task's share of the tokens predicts."""
     kinds = list(dict.fromkeys(r["shadow"] for r in rows))
     none_rps = statistics.fmean(r["rps"] for r in rows if r["shadow"] == "none")
     out = []
@@ -76,6 +103,8 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "time_per_request_over_none": none_rps / rps,
             }
         )
+        if shares is not None:
+            out[-1]["expected_from_tokens"] = 1.0 if kind == "none" else 1 + shares[kind.split(":")[0]]
     return out
 
 

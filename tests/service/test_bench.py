@@ -253,6 +253,10 @@ def test_shadow_part_on_a_real_server(artifacts, served_folder, tmp_path):
     assert [r["shadow"] for r in data["results"]] == ["none", "mortality:v2"]
     assert data["summary"]["errors"] == 0
     assert data["results"][0]["time_per_request_over_none"] == pytest.approx(1.0)
+    shares = data["summary"]["token_share_per_task"]
+    assert set(shares) == {"mortality", "length_of_stay", "ner", "relations"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert data["results"][1]["expected_from_tokens"] == pytest.approx(1 + shares["mortality"])
     (pair,) = data["summary"]["agreement"]
     assert (pair["task"], pair["active"], pair["candidate"]) == ("mortality", "v1", "v2")
     assert pair["requests_compared"] > 0 and 0 <= pair["label_agreement"] <= 1

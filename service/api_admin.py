@@ -153,11 +153,11 @@ def admin_routes(auth: TokenAuth, engine: Callable[[], Engine]) -> APIRouter:
         with admin(request, "shadow_report", task):
             eng = engine()
             eng.check_task(task)
-            state = eng.runtime.states[task]
+            state = eng.runtime.states[task].as_dict()
             return {
                 "task": task,
-                "active": state.resident.info.version if state.resident and state.resident.info else None,
-                "rollout": state.rollout.as_dict() if state.candidate is not None and state.rollout else None,
+                "active": state.get("version"),
+                "rollout": state.get("rollout"),
                 "pairs": eng.shadows.stats.report(task),
             }
 

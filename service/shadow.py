@@ -12,6 +12,7 @@ candidate) version pair, in this process and in ``/metrics``.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import threading
 import time
@@ -52,8 +53,9 @@ class PairStats:
         self.both += agreement.both
         self.active_only += agreement.active_only
         self.candidate_only += agreement.candidate_only
+        last = len(metrics.SCORE_BUCKETS) - 1  # the 1.0 bucket holds anything above, as Prometheus' +Inf would
         for score in agreement.candidate_scores:
-            self.score_counts[next(i for i, le in enumerate(metrics.SCORE_BUCKETS) if score <= le or le == 1.0)] += 1
+            self.score_counts[min(bisect.bisect_left(metrics.SCORE_BUCKETS, score), last)] += 1
 
     def report(self) -> dict[str, Any]:
         entities = 2 * self.both + self.active_only + self.candidate_only

@@ -5,23 +5,13 @@ drift falls on both sides; and the agreement each shadow reported meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from .service import closed_loop
 
 TOKEN = "bench-admin"  # the admin token of the server this benchmark starts (loopback only)
-
-
-def admin(url: str, method: str, path: str) -> dict:
-    request = urllib.request.Request(
-        f"{url}/admin/adapters/{path}", method=method, headers={"Authorization": f"Bearer {TOKEN}"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
 
 
 def measure_shadows(
@@ -37,6 +27,7 @@ def measure_shadows(
 ) -> tuple[list[dict], list[dict]]:
     """Rows (one per measured phase: ``shadow`` "none" or "TASK:VERSION") and the final shadow
     report of each shadowed task. Every shadow is aborted before the server stops."""
+    from ..client import BedsideClient
     from ..server import served
 
     rows: list[dict] = []
@@ -47,19 +38,22 @@ def measure_shadows(
         k = r % len(shadows)
         phases += [None, *shadows[k:], *shadows[:k]]
     phases.append(None)
-    with served(log_file, timeout=600, store=store, backbone=backbone, device="cpu", admin_tokens=TOKEN) as (url, _):
+    with (
+        served(log_file, timeout=600, store=store, backbone=backbone, device="cpu", admin_tokens=TOKEN) as (url, _),
+        BedsideClient(url, token=TOKEN, timeout=60) as admin,
+    ):
         for phase in phases:
             if phase is not None:
-                admin(url, "POST", f"{phase[0]}/{phase[1]}/shadow")
+                admin.shadow(*phase)
             try:
                 row = asyncio.run(closed_loop(url, items, concurrency, seconds))
             finally:
                 if phase is not None:
-                    admin(url, "POST", f"{phase[0]}/abort")
+                    admin.abort(phase[0])
             row["shadow"] = "none" if phase is None else f"{phase[0]}:{phase[1]}"
             rows.append(row)
             progress(row)
-        reports = [admin(url, "GET", f"{task}/shadow") for task in sorted({t for t, _ in shadows})]
+        reports = [admin.shadow_report(task) for task in sorted({t for t, _ in shadows})]
     return rows, reports
 
 

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from .examples import Example, Span
 from .limits import EntitiesTooFar
 from .tasks import TaskKind, TaskSpec
-from .text import split_words
+from .text import split_words, text_chunks
 from .windows import LongInput
 
 IGNORE_INDEX = -100  # positions without a label (sub-tokens, specials, padding)
@@ -99,6 +99,20 @@ class Encoder:
     def body_ids(self, text: str) -> list[int]:
         """The text's token ids without special tokens."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_tokens(self, text: str, enough: int | None = None, pause: Callable[[], None] | None = None) -> int:
+        """A lower bound on ``len(body_ids(text))``, counted in :func:`text_chunks` so that a caller
+        can pause between them and stop once past ``enough``. WordPiece splits at white space, so
+        its count is exact there; a cut inside a run, or a tokenizer whose pieces carry the space
+        before them, may add a token per cut, so one is taken off per cut."""
+        count, cuts = 0, -1
+        for start, end in text_chunks(text):
+            count, cuts = count + len(self.body_ids(text[start:end])), cuts + 1
+            if enough is not None and count - cuts > enough:
+                break
+            if pause is not None and end < len(text):
+                pause()
+        return max(0, count - cuts)
 
     def word_pieces(self, words: list[str], on_count: Callable[[int], None] | None = None) -> list[list[int]]:
         """The token ids of each word (empty for a word the tokenizer drops). ``on_count`` hears the

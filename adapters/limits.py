@@ -8,6 +8,7 @@ refused with 422 rather than answered from nothing. Messages carry numbers only,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -50,11 +51,27 @@ class Budget:
     limits: InputLimits = field(default_factory=InputLimits)
     tokens: int = 0
     words: int = 0
+    # Called between pieces of counting a text that might be refused (the service waits there
+    # for a running forward: admitted work first, refusals in the gaps).
+    pause: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def tokens_left(self) -> int:
+        return self.limits.max_tokens - self.tokens
+
+    @property
+    def words_left(self) -> int:
+        return self.limits.max_words - self.words
 
     def could_pass(self, chars: int) -> bool:
         """Whether a text of ``chars`` characters might pass the token cap (a word piece covers at
         least one character): only such a text needs counting before its words are built."""
-        return self.tokens + chars > self.limits.max_tokens
+        return chars > self.tokens_left
+
+    def might_refuse(self, chars: int) -> bool:
+        """Whether a text of ``chars`` characters might pass either cap (a word is at least one
+        character too)."""
+        return self.could_pass(chars) or chars > self.words_left
 
     def spend(self, tokens: int = 0, words: int = 0) -> None:
         self.words += words

@@ -10,6 +10,7 @@ joiners, byte-order marks) neither end a word nor reach the model: the model see
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .examples import Span
@@ -37,22 +38,35 @@ def split_words(text: str) -> list[tuple[str, Span]]:
     return [(m.group().translate(_DROP), Span(m.start(), m.end())) for m in WORD.finditer(text)]
 
 
-COUNT_CHUNK = 4096  # characters per regex call: the GIL is free between calls (the event loop runs)
+COUNT_CHUNK = 4096  # characters per counting call: the GIL is free between calls (the event loop runs)
 
 
-def count_words(text: str) -> int:
-    """How many words :func:`split_words` would find, without building them (the regex engine's
-    own loop: a cap is checked in milliseconds on 100 KB, before any word is made). The text is
-    read in chunks cut after a space or line break, where no word can continue; a run of
-    ``COUNT_CHUNK`` characters without one is cut where it ends (at most one word more per cut)."""
-    count, start = 0, 0
+def text_chunks(text: str, size: int = COUNT_CHUNK) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` pieces of ``text`` of at most ``size`` characters, cut after a space or
+    line break, where no word can continue; a run of ``size`` characters without one is cut
+    where it ends."""
+    start = 0
     while start < len(text):
-        end = min(start + COUNT_CHUNK, len(text))
+        end = min(start + size, len(text))
         if end < len(text):
             cut = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
             end = cut + 1 if cut > start else end
-        count += len(WORD.findall(text, start, end))
+        yield start, end
         start = end
+
+
+def count_words(text: str, enough: int | None = None, pause: Callable[[], None] | None = None) -> int:
+    """How many words :func:`split_words` would find, without building them (the regex engine's
+    own loop: a cap is checked in milliseconds on 100 KB, before any word is made), read in
+    :func:`text_chunks` (a cut inside a run adds at most one word). Stops once past ``enough``
+    (the count is then partial, but over it); ``pause`` is called between chunks."""
+    count = 0
+    for start, end in text_chunks(text):
+        count += len(WORD.findall(text, start, end))
+        if enough is not None and count > enough:
+            break
+        if pause is not None and end < len(text):
+            pause()
     return count
 
 

@@ -105,6 +105,8 @@ class Batcher:
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._queued_rows = 0
         self._count_lock = threading.Lock()
+        self._gap = threading.Condition()  # notified when a batching pass's forwards end
+        self._forwarding = False
         self._thread = threading.Thread(target=self._run, name="bedside-batcher", daemon=True)
         self._thread.start()
 
@@ -156,9 +158,23 @@ class Batcher:
                 self._queued_rows -= n
             metrics.QUEUE_ROWS.dec(n)
             running = [j for j in jobs if j.future.set_running_or_notify_cancel()]
-            for group in ([j for j in running if not j.shadow], [j for j in running if j.shadow]):
-                if group:  # live rows first, in forwards of their own
-                    self._forward(group)
+            with self._gap:
+                self._forwarding = True
+            try:
+                for group in ([j for j in running if not j.shadow], [j for j in running if j.shadow]):
+                    if group:  # live rows first, in forwards of their own
+                        self._forward(group)
+            finally:
+                with self._gap:
+                    self._forwarding = False
+                    self._gap.notify_all()
+
+    def wait_for_gap(self, timeout: float) -> None:
+        """Return at once when no forward runs, else when the running pass's forwards end (at most
+        ``timeout``): work that can wait (counting a text that may be refused) lets them finish."""
+        with self._gap:
+            if self._forwarding:
+                self._gap.wait(timeout)
 
     def _forward(self, jobs: list[Job]) -> None:
         now = time.perf_counter()

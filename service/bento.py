@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 
 import bentoml
@@ -23,6 +24,7 @@ from .errors import APIError
 from .settings import ServiceSettings
 
 log = logging.getLogger("bedside.runtime")
+GIL_SWITCH_S = 0.0005  # CPython default 0.005
 RESPAWN_CHECK_S = 0.5  # how often the arbiter looks for a dead worker (BentoML's default: 10 s)
 
 settings = ServiceSettings()
@@ -30,6 +32,10 @@ settings = ServiceSettings()
 # worker's server starts, after this import); empty: from nobody.
 os.environ["FORWARDED_ALLOW_IPS"] = settings.trusted_proxies
 protocol.install(settings.header_timeout_s, settings.max_header_bytes)
+# The batcher thread takes the GIL back after every torch op; with a thread counting a long
+# text beside it, CPython's 5 ms switch interval made each op a wait (docs/reliability.md,
+# "Flooded with over-long texts").
+sys.setswitchinterval(GIL_SWITCH_S)
 _engine: dict = {}
 
 

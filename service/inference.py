@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -31,6 +32,8 @@ from .settings import SERVICE_VERSION, ServiceSettings
 from .shadow import Shadows
 
 INLINE_CHARS = 2048  # a request this small is tokenised on the event loop (faster than a hand-off)
+GAP_WAIT_S = 0.5  # at most this long per piece does counting a long text wait for a batching pass
+SLICE_S = 0.005  # counting runs this long beside a forward before it waits for the pass to end
 
 
 class Engine:
@@ -49,6 +52,7 @@ class Engine:
         )
         # One thread: long notes are tokenised one at a time, beside (never inside) the event loop.
         self.tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bedside-tokenize")
+        self._slice_start = 0.0  # when the tokenizing thread last waited for a gap
         self.batcher = Batcher(
             self.runtime.backend.run,
             self.runtime.lock,
@@ -154,7 +158,15 @@ class Engine:
         if chars <= INLINE_CHARS:
             return _encode_all(predictor, items, internal)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.tokenizing, _encode_all, predictor, items, internal)
+        return await loop.run_in_executor(self.tokenizing, _encode_all, predictor, items, internal, self._yield)
+
+    def _yield(self) -> None:
+        """Between pieces of counting a text that may be refused: running forwards (admitted work)
+        first, so a flood of over-long texts costs the answers in progress little."""
+        if time.perf_counter() - self._slice_start < SLICE_S:
+            return
+        self.batcher.wait_for_gap(GAP_WAIT_S)
+        self._slice_start = time.perf_counter()
 
     @staticmethod
     def _decode(predictor: Predictor, encoded: list[EncodedItem | None], logits) -> list[dict]:
@@ -234,11 +246,15 @@ class Engine:
         return pairs
 
 
-def _encode_all(predictor: Predictor, items: list[Any], internal: bool = False) -> list[EncodedItem | None]:
+def _encode_all(
+    predictor: Predictor, items: list[Any], internal: bool = False, pause: Callable[[], None] | None = None
+) -> list[EncodedItem | None]:
     """Encode a request's items with one budget; limits and malformed items become API errors.
-    ``internal`` (extract's candidate pairs): a pair too far apart for one row is None, not an error."""
+    ``internal`` (extract's candidate pairs): a pair too far apart for one row is None, not an error.
+    ``pause``: called between pieces of counting a text that may be refused."""
     # extract's pairs share the note the NER call already counted; max_pairs bounds them
     budget = Budget(replace(predictor.limits, max_tokens=2**62, max_words=2**62)) if internal else predictor.budget()
+    budget.pause = pause
     try:
         encoded = [_encode_one(predictor, item, budget, internal) for item in items]
     except InputRefused as exc:

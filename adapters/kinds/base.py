@@ -16,6 +16,7 @@ from ..heads import Head
 from ..limits import Budget
 from ..readout import IDENTITY, Readout
 from ..tasks import TaskKind, TaskSpec
+from ..text import count_words
 
 
 @dataclass
@@ -156,3 +157,13 @@ class KindStrategy:
     def pipeline_input(self, item: Any) -> tuple[str, dict[str, Any]]:
         """A request item as a transformers ``pipeline`` call takes it: (text, call options)."""
         return item, {"truncation": True, "max_length": 128}
+
+
+def count_before_reading(encoder: Encoder, text: str, budget: Budget) -> None:
+    """Spend a note's words, and check its tokens when it is long enough to pass the token cap,
+    before any word is built: an over-long note costs little. A note that might be refused is
+    counted in pieces with ``budget.pause`` between them."""
+    pause = budget.pause if budget.might_refuse(len(text)) else None
+    budget.spend(words=count_words(text, budget.words_left, pause))
+    if budget.could_pass(len(text)):
+        budget.check(tokens=encoder.count_tokens(text, budget.tokens_left, pause))

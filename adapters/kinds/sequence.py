@@ -12,9 +12,8 @@ from ..heads import SequenceHead
 from ..limits import Budget, check_unknown
 from ..readout import IDENTITY
 from ..tasks import TaskKind
-from ..text import count_words
 from ..windows import head_tail, token_chunks
-from .base import EncodedItem, KindStrategy
+from .base import EncodedItem, KindStrategy, count_before_reading
 
 
 class SequenceKind(KindStrategy):
@@ -30,7 +29,7 @@ class SequenceKind(KindStrategy):
         return self._read(encoder, encoder.body_ids(example.text), label)
 
     def encode_request(self, encoder: Encoder, item: str, budget: Budget) -> EncodedItem:
-        budget.spend(words=count_words(item))
+        count_before_reading(encoder, item, budget)
         ids = encoder.body_ids(item)
         budget.spend(tokens=len(ids))
         check_unknown(ids, encoder.unknown_id, budget.limits)

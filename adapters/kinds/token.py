@@ -15,9 +15,9 @@ from ..examples import Span, TokenExample
 from ..heads import TokenHead
 from ..limits import Budget, check_unknown
 from ..tasks import TaskKind
-from ..text import count_words, sentence_ids, split_words
+from ..text import sentence_ids, split_words
 from ..windows import best_windows, word_windows
-from .base import EncodedItem, KindStrategy
+from .base import EncodedItem, KindStrategy, count_before_reading
 
 
 @dataclass
@@ -43,11 +43,7 @@ class TokenKind(KindStrategy):
         return example.tags
 
     def encode_request(self, encoder: Encoder, item: str, budget: Budget) -> EncodedItem:
-        budget.spend(words=count_words(item))  # before a word is built: an over-long text costs little
-        if budget.could_pass(len(item)):
-            # the tokenizer counts the raw text without the GIL; building every word first would hold
-            # it (and starve the event loop) for a text about to be refused
-            budget.check(tokens=len(encoder.body_ids(item)))
+        count_before_reading(encoder, item, budget)  # building every word first would hold the GIL
         words = split_words(item)
         if not words:
             raise ValueError("the text has no words")

@@ -72,3 +72,34 @@ def test_count_words_in_chunks_matches_split_words():
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 3 * COUNT_CHUNK)))
         assert count_words(text) == len(split_words(text))
     assert count_words("!?" * COUNT_CHUNK) == 2 * COUNT_CHUNK  # no space to cut after: cut where the chunk ends
+
+
+def test_counting_stops_past_enough_and_pauses_between_pieces():
+    from bedside.adapters.text import COUNT_CHUNK, count_words, text_chunks
+
+    pauses = []
+    text = "ab " * (4 * COUNT_CHUNK)
+    pieces = list(text_chunks(text))
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(text) and len(pieces) > 4
+    assert all(text[end - 1] == " " for _, end in pieces)  # cut after a space
+    assert count_words(text, pause=lambda: pauses.append(1)) == 4 * COUNT_CHUNK
+    assert len(pauses) == len(pieces) - 1  # between pieces, never after the last
+    pauses.clear()
+    partial = count_words(text, enough=COUNT_CHUNK, pause=lambda: pauses.append(1))
+    per_piece = COUNT_CHUNK // 3 + 1
+    assert COUNT_CHUNK < partial <= COUNT_CHUNK + per_piece  # over enough: it stopped there
+    assert len(pauses) == partial // per_piece
+
+
+def test_token_count_in_pieces_is_a_lower_bound_exact_at_white_space(tiny):
+    from bedside.adapters.text import COUNT_CHUNK, text_chunks
+
+    enc = Encoder(tiny.tokenizer, PRESETS["ner"])
+    note = "Pt with hypokalemia, treated: KCl 40 mEq.\n" * 600  # cut only after spaces and line breaks
+    cuts = len(list(text_chunks(note))) - 1
+    assert enc.count_tokens(note) == len(enc.body_ids(note)) - cuts  # WordPiece: exact, less one per cut
+    pauses = []
+    assert enc.count_tokens(note, enough=100, pause=lambda: pauses.append(1)) > 100
+    assert len(pauses) <= 1  # past enough within the first pieces: stopped
+    run = "hypokalemia" * COUNT_CHUNK  # no white space: cut inside the run, one token taken off per cut
+    assert 1 <= enc.count_tokens(run) <= len(enc.body_ids(run))

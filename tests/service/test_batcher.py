@@ -62,3 +62,39 @@ def test_the_queue_admits_only_what_it_can_start_within_its_wait_bound():
     finally:
         gate.set()
         batcher.close()
+
+
+def test_work_that_can_wait_waits_for_the_running_pass_only():
+    import threading
+    import time
+
+    import torch
+
+    from bedside.adapters.encoding import EncodedRow
+    from bedside.adapters.tasks import TaskKind
+    from bedside.service.batcher import Batcher
+
+    started, gate = threading.Event(), threading.Event()
+
+    def run(batch):
+        started.set()
+        gate.wait(5)
+        return [torch.zeros(2) for _ in batch.rows]
+
+    batcher = Batcher(run, threading.RLock(), max_wait_ms=0.0)
+    try:
+        t0 = time.perf_counter()
+        batcher.wait_for_gap(5.0)  # nothing runs: at once
+        assert time.perf_counter() - t0 < 1.0
+        job = batcher.submit([EncodedRow([101, 7, 102], TaskKind.sequence)], "mortality:v1:0")
+        assert started.wait(5)
+        waited = threading.Event()
+        waiter = threading.Thread(target=lambda: (batcher.wait_for_gap(5.0), waited.set()))
+        waiter.start()
+        assert not waited.wait(0.3)  # the forward still runs: the waiter waits
+        gate.set()
+        assert waited.wait(5) and job.future.result(5)  # the pass ended: the waiter goes on
+        waiter.join(5)
+    finally:
+        gate.set()
+        batcher.close()

@@ -729,6 +729,20 @@ def test_r35_long_notes_are_tokenised_in_the_worker_thread(client, engine, monke
     assert not where[0].startswith("bedside-tokenize") and where[1].startswith("bedside-tokenize")
 
 
+def test_r35_a_text_that_may_be_refused_is_counted_in_the_gaps_between_forwards(client, engine, monkeypatch):
+    from bedside.service import inference
+
+    waits = []
+    monkeypatch.setattr(engine.batcher, "wait_for_gap", lambda timeout: waits.append(timeout))
+    monkeypatch.setattr(inference, "SLICE_S", 0.0)  # wait at every piece
+    assert_clear(predict(client, "ner", texts=["qzx " * 25_000]), 413, "too_large")  # 75,000 pieces
+    assert_clear(predict(client, "mortality", texts=["!?" * 50_000]), 413, "too_large")  # 100,000 words
+    assert len(waits) > 10
+    waits.clear()
+    assert predict(client, "ner", texts=["chest pain treated with iv lasix . " * 200]).status_code == 200
+    assert not waits  # a note too short to pass a cap is never held back
+
+
 # -- 34 (D6). a body that stops arriving -----------------------------------------------------------------
 def test_r34_a_body_that_stops_arriving_is_408_and_frees_its_slot(shared, monkeypatch):
     from bedside.service.app import create_app

@@ -51,13 +51,30 @@ def _calibration(m: Manifest) -> str:
         if m.task.kind.value == "token":
             return "Not applicable: a tag per word; each entity's score is its words' softmax, not calibrated."
         return "Not calibrated: probabilities are the softmax of the logits as trained."
-    lines = [
-        f"Temperature scaling fitted on the validation split: **T = {m.readout.temperature:.3f}** "
-        "(the service divides the logits by T before the softmax; labels' order is unchanged).",
-        "",
-        "| split | NLL before → after | Brier before → after | ECE before → after |",
-        "|---|---|---|---|",
-    ]
+    if m.readout.weights is not None:
+        per = ", ".join(
+            f"{label} × {w:.3f} {b:+.3f}"
+            for label, w, b in zip(m.task.labels, m.readout.weights, m.readout.biases or ())
+        )
+        how = (
+            "Vector scaling fitted on the validation split: each label's logit times its weight plus its "
+            f"bias before the softmax ({per})."
+        )
+    elif m.readout.temperature != 1.0:
+        how = (
+            f"Temperature scaling fitted on the validation split: **T = {m.readout.temperature:.3f}** "
+            "(the service divides the logits by T before the softmax; labels' order is unchanged)."
+        )
+    else:
+        how = "Calibration was fitted on the validation split but did not lower its NLL: the softmax as trained."
+    held = c.get("held_out_nll")
+    if held:
+        how += (
+            " Chosen by held-out NLL (5-fold within validation; lower is better): "
+            + ", ".join(f"{k} {v:.4f}" for k, v in held.items())
+            + "."
+        )
+    lines = [how, "", "| split | NLL before → after | Brier before → after | ECE before → after |", "|---|---|---|---|"]
     for split in ("validation", "test"):
         if split in c:
             b, a = c[split]["before"], c[split]["after"]

@@ -1,8 +1,10 @@
 """Calibration and operating points, fitted on the validation split after training.
 
 Temperature scaling (one scalar for the adapter: the labels' order never changes, so AUROC and the
-argmax label stay as they are) minimises the validation negative log-likelihood; a temperature
-that would not lower it is not used. For a binary task an operating point is then chosen on the
+argmax label stay as they are) minimises the validation negative log-likelihood; vector scaling
+(a weight and a bias per label) is used instead only where it is measured better on examples
+it was not fitted on (cross-validated within the validation split); a fit that would not lower
+the NLL is not used. For a binary task an operating point is then chosen on the
 calibrated validation probabilities by a stated rule. Reported: NLL, Brier score and expected
 calibration error (15 equal-width bins of the top label's probability) before and after, and a
 reliability diagram.
@@ -13,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 
 from bedside.adapters.metrics import label_ids
 from bedside.adapters.readout import OperatingPoint, Readout
@@ -135,13 +137,82 @@ def positive_label(task: TaskSpec) -> str:
     return task.labels[1]
 
 
+VECTOR_L2 = 1e-2  # pull of the per-label weights and biases towards the temperature's fit
+FOLDS = 5
+
+
+def fit_vector(logits: np.ndarray, labels: np.ndarray) -> Readout:
+    """Vector scaling: per-label weights (kept > 0: a label's logit never counts against it) and
+    biases minimising validation NLL, started from and pulled towards the temperature's fit."""
+    logits = np.asarray(logits, dtype=np.float64)
+    n, k = logits.shape
+    onehot = np.eye(k)[labels]
+    w0 = np.concatenate([np.full(k, 1.0 / fit_temperature(logits, labels)), np.zeros(k)])
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:k], theta[k:]
+        z = logits * w + b
+        z -= z.max(1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+        g = (np.exp(log_p) - onehot) / n  # d NLL / d z
+        pull = theta - w0
+        value = float(-(log_p * onehot).sum() / n + VECTOR_L2 * (pull**2).sum())
+        grad = np.concatenate([(g * logits).sum(0), g.sum(0)]) + 2 * VECTOR_L2 * pull
+        return value, grad
+
+    bounds = [(1e-3, 1.0 / T_MIN)] * k + [(None, None)] * k
+    found = minimize(loss, w0, jac=True, method="L-BFGS-B", bounds=bounds)
+    return Readout(weights=tuple(float(v) for v in found.x[:k]), biases=tuple(float(v) for v in found.x[k:]))
+
+
+def fit_temperature_readout(logits: np.ndarray, labels: np.ndarray) -> Readout:
+    return Readout(temperature=fit_temperature(logits, labels))
+
+
+FITS = {"temperature": fit_temperature_readout, "vector": fit_vector}
+
+
+def cross_validated_nll(fit, logits: np.ndarray, labels: np.ndarray, folds: int = FOLDS, seed: int = 0) -> float:
+    """NLL of ``fit`` on each of ``folds`` held-out parts of the validation split, fitted on the
+    rest: more parameters always fit the whole split better, not always the examples they did not see."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    losses = []
+    for part in np.array_split(order, folds):
+        rest = np.setdiff1d(order, part)
+        losses.append(nll(fit(logits[rest], labels[rest]).probabilities(logits[part]), labels[part]) * len(part))
+    return float(sum(losses) / len(labels))
+
+
+def choose_calibration(logits: np.ndarray, labels: np.ndarray, method: str) -> tuple[Readout, dict]:
+    """``temperature``, ``vector``, ``none``, or ``auto``: vector scaling only where its held-out
+    NLL (5-fold, on validation) is lower than the temperature's. The chosen method is then fitted
+    on the whole validation split; a fit that does not lower its NLL is not used."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if method == "none":
+        return Readout(), {"method": "none"}
+    held_out = {}
+    if method == "auto":
+        if len(labels) >= 2 * FOLDS:
+            held_out = {name: cross_validated_nll(fit, logits, labels) for name, fit in FITS.items()}
+        method = "vector" if held_out and held_out["vector"] < held_out["temperature"] else "temperature"
+    readout = FITS[method](logits, labels)
+    if nll(readout.probabilities(logits), labels) >= nll(softmax(logits), labels):
+        readout, method = Readout(), "none"
+    report: dict = {"method": method, "temperature": readout.temperature}
+    if readout.weights is not None:
+        report.update(weights=list(readout.weights), biases=list(readout.biases or ()))
+    if held_out:
+        report["held_out_nll"] = held_out
+    return readout, report
+
+
 def fit_readout(
-    task: TaskSpec, logits: np.ndarray, labels: np.ndarray, rule: str, calibrate: bool = True
+    task: TaskSpec, logits: np.ndarray, labels: np.ndarray, rule: str, calibration: str = "auto"
 ) -> tuple[Readout, dict]:
-    """The readout fitted on validation ``logits`` [n, L] and label ids, and what it measured."""
-    temperature = fit_temperature(logits, labels) if calibrate else 1.0
-    before, after = softmax(logits), softmax(logits, temperature)
-    report: dict = {"method": "temperature" if calibrate else "none", "temperature": temperature}
+    """The readout fitted on validation ``logits`` [n, L] and label ids, and what it measured.
+    ``calibration``: auto, temperature, vector or none (:func:`choose_calibration`)."""
+    scaled, report = choose_calibration(logits, labels, calibration)
+    before, after = softmax(logits), scaled.probabilities(logits)
     report["validation"] = {"before": scores(before, labels), "after": scores(after, labels), "n": int(len(labels))}
     point = None
     if task.num_labels == 2 and rule != "argmax":
@@ -149,7 +220,7 @@ def fit_readout(
         pos = task.label_id(positive)
         threshold, at = choose_threshold(after[:, pos], labels == pos, rule)
         point = OperatingPoint(rule=rule, positive=positive, threshold=threshold, validation=at)
-    return Readout(temperature=temperature, operating_point=point), report
+    return scaled.model_copy(update={"operating_point": point}), report
 
 
 def reliability_plot(
@@ -163,7 +234,7 @@ def reliability_plot(
 
     fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-    for name, probs in (("before", probs_before), ("after (temperature)", probs_after)):
+    for name, probs in (("before", probs_before), ("after (calibrated)", probs_after)):
         bins = [b for b in reliability(probs, labels) if b["count"]]
         ax.plot(
             [b["confidence"] for b in bins],
@@ -183,23 +254,31 @@ def reliability_plot(
     plt.close(fig)
 
 
-def fit_on_validation(task: TaskSpec, val, rule: str, calibrate: bool) -> tuple[Readout, dict]:
+def fit_on_validation(task: TaskSpec, val, rule: str, calibration: str) -> tuple[Readout, dict]:
     """The readout fitted on a validation :class:`~.evaluation.EvalResult` (its logits per example)."""
     logits = np.stack([lg.float().numpy() for lg in val.logits])
-    return fit_readout(task, logits, label_ids(task, val.gold), rule, calibrate)
+    return fit_readout(task, logits, label_ids(task, val.gold), rule, calibration)
 
 
 def report_on_test(task: TaskSpec, test, readout: Readout, report: dict, plot_to: Path | None) -> dict:
     """``report`` with the held-out test split's scores before and after, and the reliability diagram."""
     logits = np.stack([lg.float().numpy() for lg in test.logits])
     labels = label_ids(task, test.gold)
-    before, after = softmax(logits), softmax(logits, readout.temperature)
+    before, after = softmax(logits), readout.probabilities(logits)
     report = {
         **report,
         "test": {"before": scores(before, labels), "after": scores(after, labels), "n": int(len(labels))},
     }
     report["reliability_test"] = reliability(after, labels)
     if plot_to is not None:
-        reliability_plot(before, after, labels, plot_to, f"{task.name}: test split, T = {readout.temperature:.3f}")
+        reliability_plot(before, after, labels, plot_to, f"{task.name}: test split, {describe(readout)}")
         report["diagram"] = plot_to.name
     return report
+
+
+def describe(readout: Readout) -> str:
+    """The calibration in a few words, for titles and tables."""
+    if readout.weights is not None:
+        weights = ", ".join(f"{w:.2f}" for w in readout.weights)
+        return f"vector scaling (weights {weights})"
+    return f"T = {readout.temperature:.3f}"

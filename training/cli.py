@@ -45,14 +45,14 @@ def _print_calibration(title: str, task, result, readout) -> dict:
     from bedside.adapters.metrics import label_ids
     from bedside.adapters.readout import IDENTITY
 
-    from .calibration import scores
+    from .calibration import describe, scores
 
     probs = result.scores(IDENTITY)
     if probs is None:
         return {}
     labels = label_ids(task, result.gold)
     report = {"before": scores(probs, labels), "after": scores(result.scores(readout), labels)}
-    table = Table("", "NLL", "Brier", "ECE", title=f"{title} · calibration (T = {readout.temperature:.3f})")
+    table = Table("", "NLL", "Brier", "ECE", title=f"{title} · calibration ({describe(readout)})")
     for name, row in (("softmax", report["before"]), ("served (calibrated)", report["after"])):
         table.add_row(name, *(f"{row[k]:.4f}" for k in ("nll", "brier", "ece")))
     Console().print(table)

@@ -97,7 +97,10 @@ class TrainSettings(BaseModel):
         2, ge=1, description="stop after this many epochs without a better validation score (none: never)"
     )
     class_weights: bool = Field(False, description="sequence tasks: weigh the loss by inverse label frequency")
-    calibrate: bool = Field(True, description="fit temperature scaling on validation (sequence and pair tasks)")
+    calibrate: bool = Field(True, description="calibrate probabilities on validation (sequence and pair tasks)")
+    calibration: Literal["auto", "temperature", "vector"] = Field(
+        "auto", description="temperature, vector scaling, or auto: vector only where its held-out NLL is lower"
+    )
     threshold_rule: str = Field(
         "f1",
         pattern=r"^(argmax|f1|youden|(sensitivity|ppv):(0(\.[0-9]+)?|1(\.0+)?))$",

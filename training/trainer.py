@@ -245,7 +245,8 @@ def train(
     calibration = None
     if kind.label_answers and (settings.calibrate or settings.threshold_rule != "argmax"):
         val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, items=val_items)
-        slot.readout, calibration = fit_on_validation(task, val, settings.threshold_rule, settings.calibrate)
+        method = settings.calibration if settings.calibrate else "none"
+        slot.readout, calibration = fit_on_validation(task, val, settings.threshold_rule, method)
     test = evaluate(
         model, SLOT, splits["test"], settings.eval_batch_size, bootstrap=settings.bootstrap, seed=settings.seed
     )

@@ -167,6 +167,9 @@ def test_training_fits_and_stores_the_readout(synth, tmp_path):
     assert record["intervals"]["test_auroc"] == list(manifest.metrics_ci["auroc"])
     card = (result.artifact / "README.md").read_text()
     assert "Operating point" in card and "youden" in card and "95 %" in card
+    named = {"vector": "Vector scaling", "temperature": "Temperature scaling", "none": "did not lower its NLL"}
+    assert record["calibration"]["method"] == manifest.readout.method and named[manifest.readout.method] in card
+    assert "held_out_nll" in record["calibration"] and "Chosen by held-out NLL" in card  # auto, the default
     assert manifest.data["sizes"]["train"] == len(splits["train"])
 
 
@@ -197,13 +200,15 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(synth, tmp_path, monkeypa
     assert kept == pytest.approx(by_epoch[1], abs=1e-6) and kept != pytest.approx(by_epoch[3], abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def calibrated_artifact(tmp_path_factory):
-    """A mortality artifact with a temperature far from 1 and an operating point."""
+READOUTS = {"temperature": {"temperature": 0.37}, "vector": {"weights": (2.5, 0.6), "biases": (0.3, -0.4)}}
+
+
+@pytest.fixture(scope="module", params=sorted(READOUTS))
+def calibrated_artifact(tmp_path_factory, request):
+    """A mortality artifact with a temperature far from 1 (or vector scaling) and an operating point."""
     model = four_task_model(tiny_backbone(seed=0), seed=1)
-    readout = Readout(
-        temperature=0.37, operating_point=OperatingPoint(rule="sensitivity:0.9", positive="died", threshold=0.45)
-    )
+    point = OperatingPoint(rule="sensitivity:0.9", positive="died", threshold=0.45)
+    readout = Readout(**READOUTS[request.param], operating_point=point)
     model.slots["mortality"].readout = readout
     manifest = task_manifest(model, "mortality", readout=readout)
     return save_from_model(
@@ -227,7 +232,7 @@ def test_served_probabilities_are_the_stored_readouts(calibrated_artifact):
         probs = readout.probabilities(logits)
         assert [answer["probabilities"][label] for label in MORTALITY.labels] == pytest.approx(probs.tolist(), abs=1e-9)
         assert answer["label"] == ("died" if probs[1] >= 0.45 else "survived")
-    assert not np.allclose(readout.probabilities(raw[0]), softmax(raw[0].numpy()))  # the temperature is applied
+    assert not np.allclose(readout.probabilities(raw[0]), softmax(raw[0].numpy()))  # the calibration is applied
 
 
 def test_onnx_serves_the_same_calibrated_probabilities(calibrated_artifact, tmp_path):
@@ -257,6 +262,53 @@ def test_onnx_serves_the_same_calibrated_probabilities(calibrated_artifact, tmp_
             assert got["label"] == want["label"]
             for label in MORTALITY.labels:
                 assert got["probabilities"][label] == pytest.approx(want["probabilities"][label], abs=1e-5)
+
+
+def biased(n: int, seed: int, offset=(0.0, 1.5, -1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated logits with a per-label offset added: no single temperature undoes it."""
+    logits, labels = drawn(n, seed, classes=len(offset))
+    return logits + np.asarray(offset), labels
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vector_scaling_never_raises_validation_nll_above_the_temperatures(seed):
+    from bedside.training.calibration import fit_vector
+
+    logits, labels = drawn(300, seed, sharpness=2.0, classes=2 + seed % 3)
+    vector = fit_vector(logits, labels)
+    assert min(vector.weights) > 0 and len(vector.biases) == logits.shape[1]
+    temperature = fit_temperature(logits, labels)
+    assert nll(vector.probabilities(logits), labels) <= nll(softmax(logits, temperature), labels) + 1e-9
+
+
+def test_auto_calibration_takes_vector_scaling_only_where_held_out_nll_says_so():
+    from bedside.training.calibration import choose_calibration, cross_validated_nll, fit_temperature_readout
+
+    logits, labels = biased(1500, 0)  # per-label offsets: vector scaling undoes them
+    readout, report = choose_calibration(logits, labels, "auto")
+    assert report["method"] == "vector" and readout.weights is not None
+    held = report["held_out_nll"]
+    assert held["vector"] < held["temperature"]
+    assert held["temperature"] == pytest.approx(cross_validated_nll(fit_temperature_readout, logits, labels))
+    test_logits, test_labels = biased(1500, 1)
+    temperature = fit_temperature(logits, labels)
+    assert nll(readout.probabilities(test_logits), test_labels) < nll(softmax(test_logits, temperature), test_labels)
+    few, few_labels = biased(8, 2)  # too few to hold any out: the one-parameter fit
+    assert choose_calibration(few, few_labels, "auto")[1]["method"] in ("temperature", "none")
+    assert choose_calibration(logits, labels, "temperature")[0].weights is None
+    assert choose_calibration(logits, labels, "none")[0] == Readout()
+
+
+def test_vector_scaling_is_checked_against_its_task():
+    Readout(weights=(1.0, 2.0), biases=(0.0, 0.1)).check(MORTALITY)
+    for bad in (
+        {"weights": (1.0, 2.0)},
+        {"weights": (1.0, 2.0, 3.0), "biases": (0.0, 0.0, 0.0)},
+        {"weights": (1.0, -2.0), "biases": (0.0, 0.0)},
+        {"weights": (1.0, 2.0), "biases": (0.0, 0.0), "temperature": 2.0},
+    ):
+        with pytest.raises(ValueError, match="vector scaling"):
+            Readout(**bad).check(MORTALITY)
 
 
 def test_a_separable_validation_split_does_not_sharpen_without_bound():

@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 
 from bedside.adapters.encoding import TooLongError
-from bedside.adapters.kinds import EncodedItem, KindStrategy, note_pairs, strategy
+from bedside.adapters.kinds import EncodedItem, KindStrategy, note_pairs, strategy, within_one_row
 from bedside.adapters.limits import Budget, EntitiesTooFar, InputLimits, InputRefused
 from bedside.adapters.predict import Predictor
 
@@ -219,31 +219,38 @@ class Engine:
         found (within a sentence, or within ``pair_distance_chars``), each in its own local window."""
         (ner,), ner_source = await self.run("ner", [text], request)
         entities = ner["entities"]
-        pairs = self.candidates(text, entities)
-        relations, sources = [], [ner_source]
         rel_state = self.runtime.states.get("relations")
-        if pairs and rel_state is not None and rel_state.status == "ready":
+        ready = rel_state is not None and rel_state.status == "ready" and rel_state.resident is not None
+        room = self.predictor(rel_state.resident.slot).encoder.room if ready else None  # type: ignore[union-attr]
+        pairs, far = self.candidates(text, entities, room)
+        relations, sources = [], [ner_source]
+        if pairs and ready:
             items = [{"text": text, "head": _span(entities[i]), "tail": _span(entities[j])} for i, j in pairs]
             answers, rel_source = await self.run("relations", items, request, internal=True)
             sources.append(rel_source)
             relations = [
                 {"head": i, "tail": j, **answer} for (i, j), answer in zip(pairs, answers) if answer["label"] != "none"
             ]
-            skipped = sum(1 for answer in answers if answer.get("skipped"))
+            far += sum(1 for answer in answers if answer.get("skipped"))
         how = {"windows": ner["windows"], "strategy": ner["strategy"], "pairs": len(pairs)}
-        if pairs and rel_state is not None and rel_state.status == "ready":
-            how["pairs_too_far_apart"] = skipped
+        if ready:
+            how["pairs_too_far_apart"] = far
         return {"entities": entities, "relations": relations, "adapters": sources, "note": how}
 
-    def candidates(self, text: str, entities: list[dict]) -> list[tuple[int, int]]:
-        pairs = note_pairs(text, entities, self.limits.pair_distance_chars)
+    def candidates(self, text: str, entities: list[dict], room: int | None = None) -> tuple[list[tuple[int, int]], int]:
+        """The note's candidate pairs, and how many more were too far apart for a row of ``room``
+        tokens (none dropped without a room); 413 when the candidates are over ``max_pairs``."""
+        pairs, far = note_pairs(text, entities, self.limits.pair_distance_chars), 0
+        if room is not None:
+            pairs, far = within_one_row(text, entities, pairs, room)
         if len(pairs) > self.limits.max_pairs:
             raise APIError(
                 413,
                 "too_large",
-                f"the note has {len(pairs)} candidate entity pairs; the limit is {self.limits.max_pairs}",
+                f"the note has {len(pairs)} candidate entity pairs within one row of each other; "
+                f"the limit is {self.limits.max_pairs}",
             )
-        return pairs
+        return pairs, far
 
 
 def _encode_all(

@@ -121,8 +121,13 @@ class Relation(Classification):
 class NoteReading(Answer):
     windows: int
     strategy: Literal["whole", "windows"]
-    pairs: int = Field(description="candidate pairs scored (i2b2 types, within a sentence or the set distance)")
-    pairs_too_far_apart: int | None = Field(None, description="candidates whose entities could not share a row")
+    pairs: int = Field(
+        description="candidate pairs sent to the relation adapter (i2b2 types, within a sentence or the set "
+        "distance, and within one row of each other)"
+    )
+    pairs_too_far_apart: int | None = Field(
+        None, description="pairs of candidate types and sentence whose entities could not share a row: not scored"
+    )
 
 
 class ExtractResponse(Answer):

@@ -12,14 +12,24 @@ from __future__ import annotations
 
 from ..tasks import TaskKind
 from .base import EncodedItem, KindStrategy
-from .pair import PairKind, as_span, local_window, note_pairs
+from .pair import PairKind, as_span, local_window, note_pairs, within_one_row
 from .sequence import SequenceKind
 from .token import TokenKind
 
 PAIR = PairKind()
 STRATEGIES: dict[TaskKind, KindStrategy] = {s.kind: s for s in (SequenceKind(), TokenKind(), PAIR)}
 
-__all__ = ["PAIR", "STRATEGIES", "EncodedItem", "KindStrategy", "as_span", "local_window", "note_pairs", "strategy"]
+__all__ = [
+    "PAIR",
+    "STRATEGIES",
+    "EncodedItem",
+    "KindStrategy",
+    "as_span",
+    "local_window",
+    "note_pairs",
+    "strategy",
+    "within_one_row",
+]
 
 
 def strategy(kind: TaskKind | str) -> KindStrategy:

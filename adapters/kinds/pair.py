@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -98,6 +100,23 @@ def note_pairs(text: str, entities: Sequence[dict], reach: int = 0) -> list[tupl
 
         pairs |= {(i, j) for i, j in PairKind.candidate_pairs(types) if gap(entities[i], entities[j]) <= reach}
     return sorted(pairs)
+
+
+ALNUM_RUN = re.compile(r"\w+")  # a run the tokenizer reads as at least one token ([UNK] at worst)
+
+
+def within_one_row(
+    text: str, entities: Sequence[dict], pairs: Sequence[tuple[int, int]], room: int
+) -> tuple[list[tuple[int, int]], int]:
+    """The ``pairs`` whose two entities can share a row of ``room`` tokens, and how many cannot.
+    From one entity's start to the other's there are at least as many tokens as runs of letters
+    and digits, so a pair that many runs apart would be refused by its row (``EntitiesTooFar``):
+    it is no candidate, and costs neither a tokenisation nor a place under ``max_pairs``. A
+    long unpunctuated turn of a transcript is one "sentence"; this keeps its pairs local."""
+    starts = [m.start() for m in ALNUM_RUN.finditer(text)]
+    run_at = [bisect_left(starts, e["start"]) for e in entities]
+    kept = [(i, j) for i, j in pairs if abs(run_at[i] - run_at[j]) < room]
+    return kept, len(pairs) - len(kept)
 
 
 def local_window(text: str, head: Span, tail: Span, reach: int) -> tuple[str, Span, Span]:

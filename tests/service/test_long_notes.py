@@ -67,8 +67,36 @@ def test_relation_candidates_never_cross_a_sentence(served):
         sentence_of = [
             next(k for k, (s, e) in enumerate(doc.sentences) if s <= es and ee <= e) for es, ee, _ in doc.entities
         ]
-        pairs = engine.candidates(doc.text, entities)
+        pairs, _ = engine.candidates(doc.text, entities)
         assert pairs, "a note of 600 words has candidate pairs"
         assert all(sentence_of[i] == sentence_of[j] for i, j in pairs)
         # and every annotated relation (all within a sentence) is among the candidates
         assert {tuple(sorted((h, t))) for h, t, _ in doc.relations} <= {tuple(sorted(p)) for p in pairs}
+
+
+def test_pairs_too_far_apart_for_one_row_are_no_candidates_and_would_be_refused(served):
+    from bedside.adapters.limits import EntitiesTooFar
+
+    _, engine = served
+    rng = random.Random(0)
+    filler = ["okay", "so", "yeah", "the", "um", "right", "well"]
+    words, entities = [], []
+    for _ in range(60):  # one unpunctuated transcript turn: a single "sentence" of ~1,000 words
+        words += [rng.choice(filler) for _ in range(rng.randint(1, 40))]
+        kind = rng.choice(["problem", "treatment", "test"])
+        start = len(" ".join(words)) + (1 if words else 0)
+        words.append({"problem": "edema", "treatment": "lasix", "test": "ekg"}[kind])
+        entities.append({"start": start, "end": start + len(words[-1]), "type": kind})
+    text = " ".join(words)
+    assert all(text[e["start"] : e["end"]] in ("edema", "lasix", "ekg") for e in entities)
+    slot = engine.runtime.states["relations"].resident.slot
+    predictor = engine.predictor(slot)
+    room = predictor.encoder.room
+    everything, _ = engine.candidates(text, entities)
+    kept, far = engine.candidates(text, entities, room)
+    assert far > 0 and len(kept) + far == len(everything) and set(kept) <= set(everything)
+    for i, j in set(everything) - set(kept):  # every pair left out is one its row would refuse
+        item = {"text": text, "head": {"start": entities[i]["start"], "end": entities[i]["end"]}}
+        item["tail"] = {"start": entities[j]["start"], "end": entities[j]["end"]}
+        with pytest.raises(EntitiesTooFar):
+            predictor.encode(item)

@@ -184,7 +184,7 @@ def drop_pooler(encoder: PreTrainedModel) -> None:
     """Remove BERT's pooler: heads pool for themselves, and a checkpoint without one
     would otherwise get fresh random weights (and an unstable fingerprint)."""
     if getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None  # type: ignore[assignment]  # a Module attribute set to None removes it
+        encoder.pooler = None  # a Module attribute set to None removes it
 
 
 def keep_first_layers(encoder: PreTrainedModel, layers: int) -> PreTrainedModel:

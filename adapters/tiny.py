@@ -131,7 +131,7 @@ def random_backbone(
     seed: int, hidden: int, layers: int, heads: int, intermediate: int, vocab: int = 0, name: str = ""
 ) -> Backbone:
     tokenizer = tiny_tokenizer()
-    config = BertConfig(  # type: ignore[call-arg]  # attn_implementation is a PretrainedConfig kwarg
+    config = BertConfig(
         vocab_size=max(vocab, len(tokenizer)),
         hidden_size=hidden,
         num_hidden_layers=layers,

@@ -59,7 +59,7 @@ def hf_model(backbone: Backbone, task: TaskSpec, settings: TrainSettings):
     lora = LoraConfig(
         task_type=TaskType.TOKEN_CLS,
         r=settings.rank,
-        lora_alpha=settings.alpha,  # type: ignore[arg-type]  # PEFT types it int; alpha / r is float
+        lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
     )

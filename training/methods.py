@@ -31,7 +31,7 @@ def peft_config(settings: TrainSettings) -> PeftConfig | None:
     if method is Method.lora:
         return LoraConfig(
             r=settings.rank,
-            lora_alpha=settings.alpha,  # type: ignore[arg-type]  # PEFT types it int; alpha / r is float
+            lora_alpha=settings.alpha,
             lora_dropout=settings.dropout,
             target_modules=list(settings.target_modules),
             bias="none",

@@ -115,7 +115,7 @@ def pretrain(
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     out.mkdir(parents=True, exist_ok=True)
-    model.base_model.save_pretrained(out, safe_serialization=True)  # type: ignore[operator]  # a PreTrainedModel
+    model.base_model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     first, last = losses[: max(1, steps // 10)], losses[-max(1, steps // 10) :]
     record = {

@@ -29,7 +29,7 @@ def build_pipelines(backbone: Backbone, tasks=tuple(PRESETS)) -> dict:
         task = PRESETS[name]
         kind = strategy(task.kind)
         options = {"aggregation_strategy": "simple"} if kind.pipeline_task == "token-classification" else {}
-        pipes[name] = pipeline(  # type: ignore[call-overload]  # the task name is a plain str here
+        pipes[name] = pipeline(
             kind.pipeline_task,
             model=_model(backbone, kind, task.num_labels),
             tokenizer=backbone.tokenizer,

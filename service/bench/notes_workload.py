@@ -138,7 +138,7 @@ def note_pipelines(backbone, max_length: int) -> dict:
             else {}
         )
         model = _model(backbone, kind, task.num_labels)
-        pipes[name] = pipeline(kind.pipeline_task, model=model, tokenizer=tokenizer, device=-1, **options)  # type: ignore[call-overload]
+        pipes[name] = pipeline(kind.pipeline_task, model=model, tokenizer=tokenizer, device=-1, **options)
     return pipes
 
 

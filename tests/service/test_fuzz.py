@@ -28,7 +28,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
-EXAMPLES = int(os.environ.get("BEDSIDE_FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("BEDSIDE_FUZZ_EXAMPLES", "30"))
 ADMIN = {"Authorization": "Bearer admin-secret"}
 MIN_ECHO = 9  # strings longer than 8 characters
 

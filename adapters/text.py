@@ -22,9 +22,11 @@ _RUN = rf"(?:{_PART})(?:[{INVISIBLE}]*(?:{_PART}))*"  # invisible characters onl
 WORD = re.compile(rf"{_RUN}(?:[-'](?:{_RUN}))*|[^\s{INVISIBLE}{COMBINING}]")
 _DROP = dict.fromkeys(range(0x200B, 0x2010)) | dict.fromkeys(range(0x2060, 0x2065))
 _DROP.update({0xAD: None, 0x180E: None, 0xFEFF: None})
-# A sentence ends after . ! ? (and closing quotes or brackets) followed by white space, unless a
-# lower-case word follows (an abbreviation: "C. diff", "pt. was seen"), or at a line break.
-SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s+(?![a-z])|\s*$)|\n")
+# A sentence ends at a line break, and after . ! ? (and closing quotes or brackets) followed by
+# white space, unless a lower-case word follows a period attached to its word (an abbreviation:
+# "C. diff", "pt. was seen"). A ! or ? and a period standing alone between spaces (transcripts,
+# tokenised text: "it hurts . so , how long") end one whatever follows: no abbreviation is there.
+SENTENCE_END = re.compile(r"(?:(?<=\s)\.|[!?])[\"')\]]*(?=\s|$)|\.[\"')\]]*(?=\s+(?![a-z])|\s*$)|\n")
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,27 @@ def count_words(text: str, enough: int | None = None, pause: Callable[[], None] 
     return count
 
 
+def sentence_span(text: str, ends: list[int], at: int) -> Span:
+    """The sentence (or line) holding character ``at``, white space around it left out; ``ends``
+    are the ends of :data:`SENTENCE_END` matches in ``text`` (:func:`sentence_ends`)."""
+    from bisect import bisect_right
+
+    k = bisect_right(ends, at)
+    start, end = (ends[k - 1] if k else 0), (ends[k] if k < len(ends) else len(text))
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Span(start, end)
+
+
+def sentence_ends(text: str) -> list[int]:
+    return [m.end() for m in SENTENCE_END.finditer(text)]
+
+
 def sentence_ids(text: str, spans: list[Span]) -> list[int]:
     """The sentence (or line) each word belongs to, numbered from 0 in text order."""
-    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    ends = sentence_ends(text)
     ids, sentence, cursor = [], 0, 0
     for span in spans:
         while cursor < len(ends) and ends[cursor] <= span.start:

@@ -103,3 +103,23 @@ def test_token_count_in_pieces_is_a_lower_bound_exact_at_white_space(tiny):
     assert len(pauses) <= 1  # past enough within the first pieces: stopped
     run = "hypokalemia" * COUNT_CHUNK  # no white space: cut inside the run, one token taken off per cut
     assert 1 <= enc.count_tokens(run) <= len(enc.body_ids(run))
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        # a transcript turn, lower case with detached punctuation: each . and ? ends a sentence
+        ("[doctor] it hurts . so , how long ? about four days .\n[patient] yes", 4),
+        # attached periods before a lower-case word are abbreviations; a capital starts a sentence
+        ("C. diff was seen. pt. was seen. Then he left! why? fine", 4),
+        ("e.g. the dose was 5 mg. He left", 2),
+        ("Temp 38.5 today, 1.2 mg/dL", 1),
+    ],
+)
+def test_sentences_of_notes_and_transcripts(text, sentences):
+    from bedside.adapters.text import sentence_ids
+
+    spans = [span for _, span in split_words(text)]
+    ids = sentence_ids(text, spans)
+    assert ids == sorted(ids) and ids[0] == 0
+    assert max(ids) + 1 == sentences, list(zip([w for w, _ in split_words(text)], ids))

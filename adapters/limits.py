@@ -20,6 +20,7 @@ class InputLimits:
     stride: float = 0.5  # consecutive windows start this share of a window apart
     max_pairs: int = 2000  # relation candidates per /extract note
     pair_distance_chars: int = 0  # relation candidates also across sentences this close (0: same sentence)
+    pair_max_words: int = 48  # relation candidates at most this many words apart (0: any one row holds)
 
 
 class InputRefused(ValueError):

@@ -110,16 +110,18 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="bedside-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: list[EncodedRow], slot: str, shadow: bool = False) -> Job:
+    def submit(self, rows: list[EncodedRow], slot: str, shadow: bool = False, admitted: bool = False) -> Job:
         """Queue a request's rows; QueueFull when they would pass the row bound, or when the rows
         already waiting would take longer than ``max_queue_wait_s`` at the measured rate (an empty
         queue always admits: no wait is shorter). ``shadow``: refused unless the queue, with
-        these rows, holds at most ``shadow_queue_rows``."""
+        these rows, holds at most ``shadow_queue_rows``. ``admitted``: a later stage of a request
+        the queue took already (extract's pairs after its NER), bounded by its own limit: queued
+        whatever waits, so the work done for its first stage is never thrown away."""
         bound = min(self.shadow_queue_rows, self.max_queue_rows) if shadow else self.max_queue_rows
         with self._count_lock:
-            if self._queued_rows + len(rows) > bound:
+            if not admitted and self._queued_rows + len(rows) > bound:
                 raise QueueFull
-            slow = self.max_queue_wait_s and self.rate and self._queued_rows
+            slow = self.max_queue_wait_s and self.rate and self._queued_rows and not admitted
             if slow and (self._queued_rows + len(rows)) / self.rate > self.max_queue_wait_s:
                 raise QueueFull
             self._queued_rows += len(rows)

@@ -19,8 +19,8 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 
 from bedside.adapters.encoding import TooLongError
-from bedside.adapters.kinds import EncodedItem, KindStrategy, note_pairs, strategy, within_one_row
-from bedside.adapters.limits import Budget, EntitiesTooFar, InputLimits, InputRefused
+from bedside.adapters.kinds import EncodedItem, KindStrategy, note_candidates, pair_items, strategy
+from bedside.adapters.limits import Budget, EntitiesTooFar, InputRefused
 from bedside.adapters.predict import Predictor
 
 from . import metrics
@@ -42,14 +42,7 @@ class Engine:
     def __init__(self, settings: ServiceSettings, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.runtime = runtime or Runtime(settings)
-        self.limits = InputLimits(
-            max_tokens=settings.max_request_tokens,
-            max_words=settings.max_request_words,
-            max_unknown_share=settings.max_unknown_share,
-            stride=settings.window_stride,
-            max_pairs=settings.max_pairs,
-            pair_distance_chars=settings.pair_distance_chars,
-        )
+        self.limits = settings.input_limits()
         # One thread: long notes are tokenised one at a time, beside (never inside) the event loop.
         self.tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bedside-tokenize")
         self._slice_start = 0.0  # when the tokenizing thread last waited for a gap
@@ -133,7 +126,7 @@ class Engine:
             encoded = await self._encode(predictor, items, internal, chars)
             metrics.TOKENIZE_SECONDS.labels(task).observe(time.perf_counter() - t0)
             rows = [row for item in encoded if item is not None for row in item.rows]
-            job = self._submit(rows, resident.slot) if rows else None
+            job = self._submit(rows, resident.slot, admitted=internal) if rows else None
             shadow = None
             if route.shadow is not None and job is not None:  # queued behind the live job, never ahead
                 shadow = self.shadows.start(
@@ -180,9 +173,9 @@ class Engine:
             at += item.windows
         return results
 
-    def _submit(self, rows, slot: str):
+    def _submit(self, rows, slot: str, admitted: bool = False):
         try:
-            return self.batcher.submit(rows, slot)
+            return self.batcher.submit(rows, slot, admitted=admitted)
         except QueueFull:
             raise busy() from None
 
@@ -216,7 +209,7 @@ class Engine:
 
     async def extract(self, text: str, request: Request | None = None) -> dict:
         """NER over the whole note, then relations over the i2b2 candidate pairs of the entities
-        found (within a sentence, or within ``pair_distance_chars``), each in its own local window."""
+        found (within a sentence, or within ``pair_distance_chars``), each read in its sentence(s)."""
         (ner,), ner_source = await self.run("ner", [text], request)
         entities = ner["entities"]
         rel_state = self.runtime.states.get("relations")
@@ -225,7 +218,7 @@ class Engine:
         pairs, far = self.candidates(text, entities, room)
         relations, sources = [], [ner_source]
         if pairs and ready:
-            items = [{"text": text, "head": _span(entities[i]), "tail": _span(entities[j])} for i, j in pairs]
+            items = pair_items(text, entities, pairs)  # each in its sentence(s)
             answers, rel_source = await self.run("relations", items, request, internal=True)
             sources.append(rel_source)
             relations = [
@@ -238,16 +231,14 @@ class Engine:
         return {"entities": entities, "relations": relations, "adapters": sources, "note": how}
 
     def candidates(self, text: str, entities: list[dict], room: int | None = None) -> tuple[list[tuple[int, int]], int]:
-        """The note's candidate pairs, and how many more were too far apart for a row of ``room``
-        tokens (none dropped without a room); 413 when the candidates are over ``max_pairs``."""
-        pairs, far = note_pairs(text, entities, self.limits.pair_distance_chars), 0
-        if room is not None:
-            pairs, far = within_one_row(text, entities, pairs, room)
+        """The note's candidate pairs, and how many more were too far apart (for a row of ``room``
+        tokens, or over ``pair_max_words``); 413 when the candidates are over ``max_pairs``."""
+        pairs, far = note_candidates(text, entities, self.limits, room)
         if len(pairs) > self.limits.max_pairs:
             raise APIError(
                 413,
                 "too_large",
-                f"the note has {len(pairs)} candidate entity pairs within one row of each other; "
+                f"the note has {len(pairs)} candidate entity pairs within reach of each other; "
                 f"the limit is {self.limits.max_pairs}",
             )
         return pairs, far
@@ -297,10 +288,6 @@ def _request_key(request: Request | None) -> str | None:
     if request is None:
         return None
     return request.headers.get("x-request-id") or None
-
-
-def _span(entity: dict) -> dict:
-    return {"start": entity["start"], "end": entity["end"]}
 
 
 def _not_ready() -> APIError:

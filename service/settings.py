@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from bedside.adapters.limits import InputLimits
 from bedside.adapters.settings import PathSettings
 
 SERVICE_VERSION = "0.1.0"
@@ -90,6 +91,12 @@ class ServiceSettings(PathSettings):
     pair_distance_chars: int = Field(
         0, ge=0, description="/extract: entity pairs across sentences this close are candidates too (0: same sentence)"
     )
+    pair_max_words: int = Field(
+        48,
+        ge=0,
+        description="/extract: candidate pairs at most this many words apart (0: any that one relation row holds); "
+        "an unpunctuated transcript turn is one sentence",
+    )
 
     shadow_timeout_s: float = Field(
         10.0, gt=0, description="a shadow version's answer is compared only if it comes within this (else: timeout)"
@@ -118,6 +125,18 @@ class ServiceSettings(PathSettings):
         None, description="file of /admin tokens (comma- or newline-separated), added to admin_tokens"
     )
     max_upload_bytes: int = Field(512 << 20, ge=1024, description="admin upload limit")
+
+    def input_limits(self) -> InputLimits:
+        """What one request may ask of the model, as the adapters' readers check it."""
+        return InputLimits(
+            max_tokens=self.max_request_tokens,
+            max_words=self.max_request_words,
+            max_unknown_share=self.max_unknown_share,
+            stride=self.window_stride,
+            max_pairs=self.max_pairs,
+            pair_distance_chars=self.pair_distance_chars,
+            pair_max_words=self.pair_max_words,
+        )
 
     def tokens(self, role: str) -> frozenset[str]:
         raw = getattr(self, f"{role}_tokens")

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from ..encoding import mark_entities
 from ..examples import PairExample, Span
 from ..heads import PairHead
-from ..limits import Budget, InputRefused
+from ..limits import Budget, InputLimits, InputRefused
 from ..tasks import TaskKind
 from .base import EncodedItem, KindStrategy
 
@@ -117,6 +117,43 @@ def within_one_row(
     run_at = [bisect_left(starts, e["start"]) for e in entities]
     kept = [(i, j) for i, j in pairs if abs(run_at[i] - run_at[j]) < room]
     return kept, len(pairs) - len(kept)
+
+
+def pair_items(text: str, entities: Sequence[dict], pairs: Sequence[tuple[int, int]]) -> list[dict]:
+    """Each candidate pair of a note as a relation item over the sentences that hold it, from the
+    first one's start to the other's end, spans moved into it: what an i2b2 relation row reads (a
+    sentence, as in training), not the note around it, so a whole note's pairs cost rows of a
+    sentence's length. A long sentence is still cut to the pair's local window when encoded."""
+    from ..text import sentence_ends, sentence_span
+
+    ends = sentence_ends(text)
+    items = []
+    for i, j in pairs:
+        head, tail = as_span(entities[i]), as_span(entities[j])
+        start = min(sentence_span(text, ends, head.start).start, sentence_span(text, ends, tail.start).start)
+        end = max(sentence_span(text, ends, head.end - 1).end, sentence_span(text, ends, tail.end - 1).end)
+        start, end = min(start, head.start, tail.start), max(end, head.end, tail.end)
+        items.append(
+            {
+                "text": text[start:end],
+                "head": {"start": head.start - start, "end": head.end - start},
+                "tail": {"start": tail.start - start, "end": tail.end - start},
+            }
+        )
+    return items
+
+
+def note_candidates(
+    text: str, entities: Sequence[dict], limits: InputLimits, room: int | None = None
+) -> tuple[list[tuple[int, int]], int]:
+    """The candidate pairs /extract reads in a note (:func:`note_pairs` with the limits' reach
+    across sentences), and how many more were left out as too far apart: further than a row of
+    ``room`` tokens holds, or than ``limits.pair_max_words`` words (0: no such bound). Within one
+    sentence pairs are rarely far apart (none of the ACI visit notes' pairs is over 48 words), but
+    a transcript turn without punctuation is one "sentence" of hundreds of words."""
+    pairs = note_pairs(text, entities, limits.pair_distance_chars)
+    reach = [bound for bound in (room, limits.pair_max_words) if bound]
+    return within_one_row(text, entities, pairs, min(reach)) if reach else (pairs, 0)
 
 
 def local_window(text: str, head: Span, tail: Span, reach: int) -> tuple[str, Span, Span]:

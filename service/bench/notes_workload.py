@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from bedside.adapters.encoding import EncodedRow
-from bedside.adapters.kinds import PAIR, as_span, local_window, note_pairs
+from bedside.adapters.kinds import PAIR, as_span, local_window, note_candidates, pair_items
 from bedside.adapters.kinds.pair import CONTEXT_CHARS_PER_TOKEN
+from bedside.adapters.limits import EntitiesTooFar
 from bedside.adapters.predict import Predictor
 
 from .soak import _pct
@@ -76,22 +77,16 @@ def build_requests(runtime, notes: list[str]) -> list[NoteRequest]:
         if task == "extract":
             (ner,) = reader.predict([text])
             entities = ner["entities"]
-            request.pairs = [
-                {"text": text, "head": _span(entities[i]), "tail": _span(entities[j])}
-                for i, j in note_pairs(text, entities, settings.pair_distance_chars)
-            ]
             relations = predictors["relations"]
+            pairs, _ = note_candidates(text, entities, settings.input_limits(), relations.encoder.room)
+            request.pairs = pair_items(text, entities, pairs)
             for item in request.pairs:
                 try:
                     request.rows.extend(relations.encode(item).rows)
-                except ValueError:  # too far apart for one row: the service skips it too
+                except EntitiesTooFar:  # more tokens apart than one row holds: the service skips it too
                     continue
         out.append(request)
     return out
-
-
-def _span(entity: dict) -> dict:
-    return {"start": entity["start"], "end": entity["end"]}
 
 
 def bare_seconds_per_row_token(encoder, requests: list[NoteRequest], batch: int = 32, rounds: int = 1) -> float:

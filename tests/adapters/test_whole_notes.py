@@ -111,3 +111,37 @@ def test_long_sequence_reading_is_stated_and_chunks_cover_the_note(tiny):
         assert all(len(row) <= 16 for row in item.rows)
     n = len(encoder.body_ids(text))
     assert token_chunks(n, 14)[-1][1] == n and item.windows == len(token_chunks(n, 14))
+
+
+def test_pair_items_read_each_pair_in_the_sentence_that_holds_it():
+    import random
+
+    from bedside.adapters.kinds import note_pairs, pair_items
+    from bedside.training.synth_long import long_note
+
+    for seed in range(3):
+        doc = long_note(random.Random(seed), "n", 400)
+        entities = [{"start": s, "end": e, "type": t} for s, e, t in doc.entities]
+        pairs = note_pairs(doc.text, entities)
+        items = pair_items(doc.text, entities, pairs)
+        assert len(items) == len(pairs) > 0
+        for (i, j), item in zip(pairs, items):
+            lo, hi = min(entities[i]["start"], entities[j]["start"]), max(entities[i]["end"], entities[j]["end"])
+            s, e = next((s, e) for s, e in doc.sentences if s <= lo and hi <= e)
+            # the sentence, not the note around it (a list line's dash or a run-in header at most)
+            assert doc.text[s:e].strip() in item["text"]
+            assert len(item["text"]) <= e - s + len("HOSPITAL COURSE, DAY 10: ")
+            for key, k in (("head", i), ("tail", j)):
+                span = item[key]
+                assert item["text"][span["start"] : span["end"]] == doc.text[entities[k]["start"] : entities[k]["end"]]
+
+
+def test_a_pair_across_sentences_reads_both_sentences_and_what_lies_between():
+    from bedside.adapters.kinds import pair_items
+
+    text = "Fever since Monday.\nNo cough. Tylenol was given for the fever.\n"
+    entities = [{"start": 0, "end": 5, "type": "problem"}, {"start": 30, "end": 37, "type": "treatment"}]
+    (item,) = pair_items(text, entities, [(1, 0)])
+    assert item["text"] == "Fever since Monday.\nNo cough. Tylenol was given for the fever."
+    assert item["text"][item["head"]["start"] : item["head"]["end"]] == "Tylenol"
+    assert item["text"][item["tail"]["start"] : item["tail"]["end"]] == "Fever"

@@ -98,3 +98,24 @@ def test_work_that_can_wait_waits_for_the_running_pass_only():
     finally:
         gate.set()
         batcher.close()
+
+
+def test_a_later_stage_of_an_admitted_request_is_queued_whatever_waits():
+    import threading
+
+    from bedside.service.batcher import Batcher, QueueFull
+
+    gate = threading.Event()
+    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), max_queue_rows=8, max_queue_wait_s=0.5)
+    try:
+        batcher.rate = 10.0
+        with batcher._count_lock:
+            batcher._queued_rows = 6  # 0.6 s of work waiting, two rows below the row bound
+        for rows in (1, 4):  # over the wait bound; over both bounds
+            with pytest.raises(QueueFull):
+                batcher.submit([object()] * rows, "ner:v1:0")
+            # extract's pairs after its NER was admitted: the NER work is not thrown away
+            assert batcher.submit([object()] * rows, "relations:v1:0", admitted=True)
+    finally:
+        gate.set()
+        batcher.close()

@@ -74,14 +74,12 @@ def test_relation_candidates_never_cross_a_sentence(served):
         assert {tuple(sorted((h, t))) for h, t, _ in doc.relations} <= {tuple(sorted(p)) for p in pairs}
 
 
-def test_pairs_too_far_apart_for_one_row_are_no_candidates_and_would_be_refused(served):
-    from bedside.adapters.limits import EntitiesTooFar
-
-    _, engine = served
-    rng = random.Random(0)
+def transcript_turn(seed: int = 0) -> tuple[str, list[dict]]:
+    """One unpunctuated transcript turn: a single "sentence" of ~1,000 words, 60 entities in it."""
+    rng = random.Random(seed)
     filler = ["okay", "so", "yeah", "the", "um", "right", "well"]
     words, entities = [], []
-    for _ in range(60):  # one unpunctuated transcript turn: a single "sentence" of ~1,000 words
+    for _ in range(60):
         words += [rng.choice(filler) for _ in range(rng.randint(1, 40))]
         kind = rng.choice(["problem", "treatment", "test"])
         start = len(" ".join(words)) + (1 if words else 0)
@@ -89,6 +87,17 @@ def test_pairs_too_far_apart_for_one_row_are_no_candidates_and_would_be_refused(
         entities.append({"start": start, "end": start + len(words[-1]), "type": kind})
     text = " ".join(words)
     assert all(text[e["start"] : e["end"]] in ("edema", "lasix", "ekg") for e in entities)
+    return text, entities
+
+
+def test_pairs_too_far_apart_for_one_row_are_no_candidates_and_would_be_refused(served, monkeypatch):
+    from dataclasses import replace
+
+    from bedside.adapters.limits import EntitiesTooFar
+
+    _, engine = served
+    monkeypatch.setattr(engine, "limits", replace(engine.limits, pair_max_words=0))  # the row's bound alone
+    text, entities = transcript_turn()
     slot = engine.runtime.states["relations"].resident.slot
     predictor = engine.predictor(slot)
     room = predictor.encoder.room
@@ -100,3 +109,18 @@ def test_pairs_too_far_apart_for_one_row_are_no_candidates_and_would_be_refused(
         item["tail"] = {"start": entities[j]["start"], "end": entities[j]["end"]}
         with pytest.raises(EntitiesTooFar):
             predictor.encode(item)
+
+
+def test_pairs_more_words_apart_than_the_setting_are_no_candidates(served, monkeypatch):
+    from dataclasses import replace
+
+    _, engine = served
+    text, entities = transcript_turn(1)
+    words_before = [len(text[: e["start"]].split()) for e in entities]
+    monkeypatch.setattr(engine, "limits", replace(engine.limits, pair_max_words=0))
+    everything, none_far = engine.candidates(text, entities)
+    monkeypatch.setattr(engine, "limits", replace(engine.limits, pair_max_words=30))
+    kept, far = engine.candidates(text, entities)
+    assert none_far == 0 and 0 < len(kept) < len(everything) and len(kept) + far == len(everything)
+    for i, j in everything:
+        assert ((i, j) in kept) == (abs(words_before[i] - words_before[j]) < 30)

@@ -25,6 +25,8 @@ RELATION_WEIGHTS = (
 )
 SENTENCE_KIND_WEIGHTS = (("relation", 0.5), ("compound", 0.12), ("plain", 0.23), ("empty", 0.15))
 SLOT_TYPES = {"pr": "problem", "te": "test", "tr": "treatment"}
+TURN_SHARE = 0.2  # lines written as a transcribed visit's turns: the service reads dictations too
+SMALL_TALK_SHARE = 0.5  # of those, turns with no entities at all
 
 
 # --------------------------------------------------------------------------
@@ -90,6 +92,22 @@ def _relation_sentence(rng: random.Random, pro: dict[str, str]) -> Sentence:
     return _realize(rng, rng.choice(L.NO_ENTITY_SENTENCES), pro, opener=0.0)
 
 
+def _turn(rng: random.Random, pro: dict[str, str]) -> Sentence:
+    """A transcript turn (``[ doctor ] uh , she was given lasix for edema .``): small talk with no
+    entities, or a sentence lower-cased after a spoken filler, its concepts and relations kept.
+    Taught to the demo adapters so fillers, speaker tags and lower case are no entities."""
+    speaker = rng.choice(L.SPEAKERS).split(" ")
+    if rng.random() < SMALL_TALK_SHARE:
+        return Sentence(tokens=speaker + rng.choice(L.CONVERSATION).split(" "))
+    sentence = _relation_sentence(rng, pro)
+    prefix = speaker + rng.choice(L.FILLERS).split(" ")
+    return Sentence(
+        tokens=prefix + [t.lower() for t in sentence.tokens],
+        concepts=[(a + len(prefix), b + len(prefix), kind) for a, b, kind in sentence.concepts],
+        relations=sentence.relations,
+    )
+
+
 def _record(rng: random.Random) -> list[Sentence]:
     pro = pronouns(rng.choice("MF"))
     n_lines = rng.randint(5, 15)
@@ -98,7 +116,7 @@ def _record(rng: random.Random) -> list[Sentence]:
         date = f"{rng.randint(2005, 2015)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         lines += [Sentence(tokens=L.RECORD_HEADERS[0].split(" ")), Sentence(tokens=[date])]
     while len(lines) < n_lines:
-        lines.append(_relation_sentence(rng, pro))
+        lines.append(_turn(rng, pro) if rng.random() < TURN_SHARE else _relation_sentence(rng, pro))
     return lines
 
 

@@ -28,6 +28,12 @@ def notes(
         False, help="first send every note and dialogue once to every task and /extract, counting errors"
     ),
     time_limit_s: float = typer.Option(30.0, help="coverage: an answer slower than this counts as over the limit"),
+    coverage_clients: int = typer.Option(
+        2,
+        min=1,
+        help="coverage: concurrent careful clients (a check of every text, not a load test: two keep two cores busy)",
+    ),
+    coverage_only: bool = typer.Option(False, help="the coverage pass alone (no baselines, no closed loops)"),
     backend: str = typer.Option("torch", help="the server's backend: torch | onnx"),
     onnx_design: str = typer.Option("shared", help="onnx: merged | shared (the one int8 base on CPU)"),
     onnx_variant: str = typer.Option("auto", help="onnx: auto | fp32 | int8"),
@@ -45,6 +51,14 @@ def notes(
 
     folder = results_folder(out)
     folder.mkdir(parents=True, exist_ok=True)
+    server = {"store": store, "backbone": backbone, "device": "cpu", "backend": backend}
+    if backend == "onnx":
+        server.update(onnx_design=onnx_design, onnx_variant=onnx_variant)
+    if coverage_only:
+        with served(folder / "server.log", timeout=600, **server) as (url, _):
+            checked = run_coverage(url, read_notes(data, ("note", "dialogue")), coverage_clients, time_limit_s)
+        write_coverage(folder, checked, {"data": str(data), **{k: str(v) for k, v in server.items()}})
+        return
     texts = read_notes(data, tuple(c.strip() for c in columns.split(",") if c.strip()))
     texts = texts[:limit] if limit else texts
     runtime = load_runtime(store, backbone)
@@ -65,14 +79,9 @@ def notes(
 
     before = local("before the server load")
     checked = None
-    server = {"store": store, "backbone": backbone, "device": "cpu", "backend": backend}
-    if backend == "onnx":
-        server.update(onnx_design=onnx_design, onnx_variant=onnx_variant)
     with served(folder / "server.log", timeout=600, **server) as (url, _):
         if coverage:
-            every = read_notes(data, ("note", "dialogue"))
-            checked = asyncio.run(bench.coverage(url, every, 8, time_limit_s))
-            console.print({"coverage": checked})
+            checked = run_coverage(url, read_notes(data, ("note", "dialogue")), coverage_clients, time_limit_s)
         results = [asyncio.run(bench.closed_loop(url, requests, c, seconds, warmup)) for c in int_list(concurrency)]
     after = local("after the server load")
     bare = (before["bare_seconds_per_row_token"] + after["bare_seconds_per_row_token"]) / 2
@@ -135,3 +144,36 @@ def notes(
     settings = {"store": str(store), "backbone": backbone, "data": str(data), "columns": columns, "seconds": seconds}
     md = report.write(folder, "notes", results, columns_shown, settings, plots=[plots], summary=summary)
     show_report(md, folder)
+
+
+def run_coverage(url: str, texts: list[str], clients: int, time_limit_s: float) -> dict:
+    """The coverage pass with a progress bar (it takes a while on two cores), printed when done."""
+    from rich.progress import Progress
+
+    from . import notes as bench
+
+    with Progress(console=console) as bar:
+        job = bar.add_task("coverage: notes and dialogues through every task", total=len(texts))
+        checked = asyncio.run(
+            bench.coverage(url, texts, clients, time_limit_s, lambda done, _: bar.update(job, completed=done))
+        )
+    console.print({"coverage": checked})
+    return checked
+
+
+def write_coverage(folder: Path, checked: dict, settings: dict) -> None:
+    """The coverage pass's JSON and Markdown: a row per endpoint, the whole count above it."""
+    from bedside.adapters import reporting as report
+
+    rows = [
+        {
+            "endpoint": name,
+            "answered 200": counts.get("200", 0),
+            "errors": checked["errors_by_endpoint"][name],
+            "over time limit": checked["over_time_limit_by_endpoint"].get(name, 0),
+            "429 retried": checked["retried_after_429"].get(name, 0),
+        }
+        for name, counts in checked["statuses"].items()
+    ]
+    columns = list(rows[0]) if rows else []
+    show_report(report.write(folder, "coverage", rows, columns, settings, summary=checked), folder)

@@ -12,7 +12,10 @@ note length is fitted with a line per task and concurrency.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 import numpy as np
@@ -22,9 +25,12 @@ from .soak import _pct
 
 
 async def closed_loop(url: str, requests: list[NoteRequest], clients: int, seconds: float, warmup: float) -> dict:
-    """``clients`` clients sending whole notes back to back; per answered note its length and latency."""
+    """``clients`` clients sending whole notes back to back, as a careful client does: a 429 is
+    sent again after its Retry-After. Per answered note its length and latency (from the first
+    try, waits included)."""
     samples: list[tuple[int, float, str, int]] = []  # note tokens, seconds, task, row tokens
     statuses: dict[str, int] = {}
+    retried = [0]
     cursor = [0]
     timeout = aiohttp.ClientTimeout(total=120.0, connect=5.0)
     async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=clients), timeout=timeout) as session:
@@ -35,14 +41,17 @@ async def closed_loop(url: str, requests: list[NoteRequest], clients: int, secon
             while (now := time.monotonic()) < deadline:
                 request = requests[cursor[0] % len(requests)]
                 cursor[0] += 1
-                status, took = await _post(session, request)
-                if now >= counting:
-                    statuses[status] = statuses.get(status, 0) + 1
-                    if status == "200":
-                        samples.append((request.tokens, took, request.task, request.row_tokens))
+                sent = await send(session, request.path, request.body(), until=deadline)
+                if (
+                    now >= counting and time.monotonic() <= deadline and not sent.cut
+                ):  # asked and answered in the window
+                    statuses[sent.status] = statuses.get(sent.status, 0) + 1
+                    retried[0] += sent.retries
+                    if sent.status == "200":
+                        samples.append((request.tokens, sent.seconds, request.task, request.row_tokens))
 
         await asyncio.gather(*(client() for _ in range(clients)))
-        measured = time.monotonic() - counting
+        measured = deadline - counting
     latencies = [s[1] for s in samples]
     return {
         "clients": clients,
@@ -54,20 +63,47 @@ async def closed_loop(url: str, requests: list[NoteRequest], clients: int, secon
         "answered": len(samples),
         "seconds": measured,
         "errors": sum(n for s, n in statuses.items() if s != "200"),
+        "retried_after_429": retried[0],
         "statuses": statuses,
         "fits": {task: fit([s for s in samples if s[2] == task]) for task in sorted({s[2] for s in samples})},
         "_samples": samples,
     }
 
 
-async def _post(session: aiohttp.ClientSession, request: NoteRequest) -> tuple[str, float]:
-    t0 = time.perf_counter()
-    try:
-        async with session.post(request.path, json=request.body()) as response:
-            await response.read()
-            return str(response.status), time.perf_counter() - t0
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        return type(exc).__name__, time.perf_counter() - t0
+@dataclass
+class Sent:
+    status: str  # the last try's HTTP status, or the client error's name
+    seconds: float  # from the first try to the last answer, Retry-After waits included
+    last_seconds: float  # the last try alone: the time the service took once it took the request
+    retries: int
+    answer: dict | None  # the JSON of a 200
+    cut: bool = False  # a 429 whose next try would have come after ``until``: unfinished, not failed
+
+
+RETRY_WAIT_CAP_S = 5.0
+
+
+async def send(session: aiohttp.ClientSession, path: str, body: dict, retries: int = 1000, until: float = 0.0) -> Sent:
+    """One answer, as a careful client gets it: a 429 is sent again after its Retry-After (with a
+    little jitter, so clients told the same wait do not return together), at most ``retries``
+    times and not past ``until`` (monotonic time; 0: no end)."""
+    t0, tries = time.perf_counter(), 0
+    while True:
+        t_try = time.perf_counter()
+        try:
+            async with session.post(path, json=body) as response:
+                answer = await response.json() if response.status == 200 else None
+                await response.read()
+                status, wait = str(response.status), float(response.headers.get("Retry-After", "1"))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            answer, status, wait = None, type(exc).__name__, 0.0
+        wait = min(wait, RETRY_WAIT_CAP_S) * random.uniform(0.5, 1.0)
+        cut = bool(until) and status == "429" and time.monotonic() + wait > until
+        if status != "429" or tries == retries or cut:
+            now = time.perf_counter()
+            return Sent(status, now - t0, now - t_try, tries, answer, cut)
+        tries += 1
+        await asyncio.sleep(wait)
 
 
 def fit(samples: list[tuple]) -> dict:
@@ -83,55 +119,53 @@ def fit(samples: list[tuple]) -> dict:
     return {"fit_ms_per_1k_tokens": 1000 * float(slope), "fit_intercept_ms": float(intercept), "fit_r2": r2}
 
 
-RETRIES = 5
+RETRIES = 60  # a careful client's patience: about a minute of Retry-After waits
 
 
-async def coverage(url: str, notes: list[str], clients: int, limit_s: float) -> dict:
+async def coverage(
+    url: str, notes: list[str], clients: int, limit_s: float, progress: Callable[[int, int], None] | None = None
+) -> dict:
     """Every note once through /predict for each task and /extract (relations: the note's first
-    candidate pair from the /extract answer); errors (final answers other than 200) and answers
-    slower than ``limit_s`` (the last attempt's time)."""
+    candidate pair from the /extract answer); errors (final answers other than 200, a 429 being
+    sent again after its Retry-After up to RETRIES times) and answers slower than ``limit_s``
+    (the try the service took: its own deadline's measure; waits after 429s are reported apart).
+    ``progress(done, total)`` after each note."""
     statuses: dict[str, dict[str, int]] = {}
     slow: dict[str, int] = {}
     retried: dict[str, int] = {}
     latencies: list[float] = []
+    waited: list[float] = []
     queue: asyncio.Queue[str] = asyncio.Queue()
     for note in notes:
         queue.put_nowait(note)
     timeout = aiohttp.ClientTimeout(total=limit_s + 30, connect=5.0)
     async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=clients), timeout=timeout) as session:
 
-        async def send(name: str, path: str, body: dict) -> dict | None:
-            """One answer, as a careful client gets it: a 429 is retried after its Retry-After."""
-            for attempt in range(RETRIES + 1):
-                t0 = time.perf_counter()
-                try:
-                    async with session.post(path, json=body) as response:
-                        answer = await response.json() if response.status == 200 else None
-                        status, wait = str(response.status), float(response.headers.get("Retry-After", "1"))
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    answer, status, wait = None, type(exc).__name__, 0.0
-                if status != "429" or attempt == RETRIES:
-                    break
-                retried[name] = retried.get(name, 0) + 1
-                await asyncio.sleep(min(wait, 5.0))
-            took = time.perf_counter() - t0
-            latencies.append(took)
+        async def count(name: str, path: str, body: dict) -> dict | None:
+            sent = await send(session, path, body, retries=RETRIES)
+            retried[name] = retried.get(name, 0) + sent.retries
+            latencies.append(sent.last_seconds)
+            waited.append(sent.seconds)
             counts = statuses.setdefault(name, {})
-            counts[status] = counts.get(status, 0) + 1
-            if took > limit_s:
+            counts[sent.status] = counts.get(sent.status, 0) + 1
+            if sent.last_seconds > limit_s:
                 slow[name] = slow.get(name, 0) + 1
-            return answer
+            return sent.answer
 
         async def client() -> None:
             while not queue.empty():
                 note = queue.get_nowait()
                 for task in ("mortality", "length_of_stay", "ner"):
-                    await send(task, "/predict", {"task": task, "texts": [note]})
-                answer = await send("extract", "/extract", {"text": note})
+                    await count(task, "/predict", {"task": task, "texts": [note]})
+                answer = await count("extract", "/extract", {"text": note})
                 pair = _first_pair(answer, note)
                 if pair is not None:
-                    await send("relations", "/predict", {"task": "relations", "items": [{"text": note, **pair}]})
+                    await count("relations", "/predict", {"task": "relations", "items": [{"text": note, **pair}]})
+                done[0] += 1
+                if progress is not None:
+                    progress(done[0], len(notes))
 
+        done = [0]
         await asyncio.gather(*(client() for _ in range(clients)))
     errors = {name: sum(n for s, n in counts.items() if s != "200") for name, counts in statuses.items()}
     return {
@@ -142,10 +176,13 @@ async def coverage(url: str, notes: list[str], clients: int, limit_s: float) -> 
         "errors_by_endpoint": errors,
         "retried_after_429": retried,
         "over_time_limit": sum(slow.values()),
+        "over_time_limit_by_endpoint": slow,
         "time_limit_s": limit_s,
         "p50_ms": _pct(latencies, 50),
         "p99_ms": _pct(latencies, 99),
         "max_ms": 1000 * max(latencies, default=0.0),
+        "with_retry_waits_p50_ms": _pct(waited, 50),
+        "with_retry_waits_max_ms": 1000 * max(waited, default=0.0),
     }
 
 

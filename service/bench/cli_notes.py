@@ -56,8 +56,8 @@ def notes(
         server.update(onnx_design=onnx_design, onnx_variant=onnx_variant)
     if coverage_only:
         with served(folder / "server.log", timeout=600, **server) as (url, _):
-            checked = run_coverage(url, read_notes(data, ("note", "dialogue")), coverage_clients, time_limit_s)
-        write_coverage(folder, checked, {"data": str(data), **{k: str(v) for k, v in server.items()}})
+            every = run_coverage(url, read_notes(data, ("note", "dialogue")), coverage_clients, time_limit_s)
+        write_coverage(folder, every, {"data": str(data), **{k: str(v) for k, v in server.items()}})
         return
     texts = read_notes(data, tuple(c.strip() for c in columns.split(",") if c.strip()))
     texts = texts[:limit] if limit else texts

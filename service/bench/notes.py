@@ -41,7 +41,7 @@ async def closed_loop(url: str, requests: list[NoteRequest], clients: int, secon
             while (now := time.monotonic()) < deadline:
                 request = requests[cursor[0] % len(requests)]
                 cursor[0] += 1
-                sent = await send(session, request.path, request.body(), until=deadline)
+                sent = await send(session, request.path, request.body(), until=deadline, parse=False)
                 if (
                     now >= counting and time.monotonic() <= deadline and not sent.cut
                 ):  # asked and answered in the window
@@ -83,16 +83,20 @@ class Sent:
 RETRY_WAIT_CAP_S = 5.0
 
 
-async def send(session: aiohttp.ClientSession, path: str, body: dict, retries: int = 1000, until: float = 0.0) -> Sent:
+async def send(
+    session: aiohttp.ClientSession, path: str, body: dict, retries: int = 1000, until: float = 0.0, parse: bool = True
+) -> Sent:
     """One answer, as a careful client gets it: a 429 is sent again after its Retry-After (with a
     little jitter, so clients told the same wait do not return together), at most ``retries``
-    times and not past ``until`` (monotonic time; 0: no end)."""
+    times and not past ``until`` (monotonic time; 0: no end). ``parse``: read a 200's JSON (a load
+    client skips it: parsing answers of hundreds of entities takes the cores the server is
+    measured on)."""
     t0, tries = time.perf_counter(), 0
     while True:
         t_try = time.perf_counter()
         try:
             async with session.post(path, json=body) as response:
-                answer = await response.json() if response.status == 200 else None
+                answer = await response.json() if response.status == 200 and parse else None
                 await response.read()
                 status, wait = str(response.status), float(response.headers.get("Retry-After", "1"))
         except (TimeoutError, aiohttp.ClientError) as exc:

@@ -121,7 +121,7 @@ def test_r03_whole_notes_are_answered_and_say_how(client, engine):
 
 
 def test_r03_over_the_request_caps_is_413_before_any_forward(client, engine, monkeypatch):
-    monkeypatch.setattr(engine.batcher, "submit", lambda *a: pytest.fail("a forward was asked for"))
+    monkeypatch.setattr(engine.batcher, "submit", lambda *a, **k: pytest.fail("a forward was asked for"))
     monkeypatch.setattr(engine, "limits", replace(engine.limits, max_tokens=50))
     for task, body in [("mortality", {"texts": [LONG]}), ("ner", {"texts": [LONG]}), ("ner", {"texts": [TEXT] * 10})]:
         error = assert_clear(predict(client, task, **body), 413, "too_large")
@@ -407,7 +407,7 @@ def test_r10_client_batch_over_the_maximum_is_413(client, engine, monkeypatch):
     submitted = []
     real_submit = engine.batcher.submit
     monkeypatch.setattr(
-        engine.batcher, "submit", lambda rows, slot: submitted.append(len(rows)) or real_submit(rows, slot)
+        engine.batcher, "submit", lambda rows, slot, **kw: submitted.append(len(rows)) or real_submit(rows, slot, **kw)
     )
     limit = engine.settings.max_items
     assert_clear(predict(client, "mortality", texts=["fever"] * (limit + 1)), (413, 422))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..tasks import TaskKind
 from .base import EncodedItem, KindStrategy
-from .pair import PairKind, as_span, local_window, note_candidates, note_pairs, pair_items, within_one_row
+from .pair import PairKind, as_span, local_window, note_candidates, note_pairs, pair_items
 from .sequence import SequenceKind
 from .token import TokenKind
 
@@ -30,7 +30,6 @@ __all__ = [
     "note_pairs",
     "pair_items",
     "strategy",
-    "within_one_row",
 ]
 
 

@@ -77,11 +77,19 @@ class PairKind(KindStrategy):
             for j in range(i + 1, len(types)):
                 if groups is not None and groups[i] != groups[j]:
                     continue
-                if (types[i], types[j]) in cls.CANDIDATE_TYPES:
-                    pairs.append((i, j))
-                elif (types[j], types[i]) in cls.CANDIDATE_TYPES:
-                    pairs.append((j, i))
+                pair = cls.oriented(types, i, j)
+                if pair is not None:
+                    pairs.append(pair)
         return pairs
+
+    @classmethod
+    def oriented(cls, types: Sequence[str], i: int, j: int) -> tuple[int, int] | None:
+        """Entities ``i`` < ``j`` as a (head, tail) candidate pair, or None when their types make none."""
+        if (types[i], types[j]) in cls.CANDIDATE_TYPES:
+            return i, j
+        if (types[j], types[i]) in cls.CANDIDATE_TYPES:
+            return j, i
+        return None
 
 
 def note_pairs(text: str, entities: Sequence[dict], reach: int = 0) -> list[tuple[int, int]]:
@@ -94,29 +102,11 @@ def note_pairs(text: str, entities: Sequence[dict], reach: int = 0) -> list[tupl
     sentences = sentence_ids(text, [Span(e["start"], e["end"]) for e in entities])
     pairs = set(PairKind.candidate_pairs(types, sentences))
     if reach:
-
-        def gap(a: dict, b: dict) -> int:
-            return max(a["start"], b["start"]) - min(a["end"], b["end"])
-
-        pairs |= {(i, j) for i, j in PairKind.candidate_pairs(types) if gap(entities[i], entities[j]) <= reach}
+        pairs |= {(i, j) for i, j in PairKind.candidate_pairs(types) if _gap(entities[i], entities[j]) <= reach}
     return sorted(pairs)
 
 
 ALNUM_RUN = re.compile(r"\w+")  # a run the tokenizer reads as at least one token ([UNK] at worst)
-
-
-def within_one_row(
-    text: str, entities: Sequence[dict], pairs: Sequence[tuple[int, int]], room: int
-) -> tuple[list[tuple[int, int]], int]:
-    """The ``pairs`` whose two entities can share a row of ``room`` tokens, and how many cannot.
-    From one entity's start to the other's there are at least as many tokens as runs of letters
-    and digits, so a pair that many runs apart would be refused by its row (``EntitiesTooFar``):
-    it is no candidate, and costs neither a tokenisation nor a place under ``max_pairs``. A
-    long unpunctuated turn of a transcript is one "sentence"; this keeps its pairs local."""
-    starts = [m.start() for m in ALNUM_RUN.finditer(text)]
-    run_at = [bisect_left(starts, e["start"]) for e in entities]
-    kept = [(i, j) for i, j in pairs if abs(run_at[i] - run_at[j]) < room]
-    return kept, len(pairs) - len(kept)
 
 
 def pair_items(text: str, entities: Sequence[dict], pairs: Sequence[tuple[int, int]]) -> list[dict]:
@@ -148,12 +138,75 @@ def note_candidates(
 ) -> tuple[list[tuple[int, int]], int]:
     """The candidate pairs /extract reads in a note (:func:`note_pairs` with the limits' reach
     across sentences), and how many more were left out as too far apart: further than a row of
-    ``room`` tokens holds, or than ``limits.pair_max_words`` words (0: no such bound). Within one
+    ``room`` tokens holds, or than ``limits.pair_max_words`` words (0: no such bound). From one
+    entity's start to the other's there are at least as many tokens as runs of letters and
+    digits, so a pair ``room`` runs apart would be refused by its row (``EntitiesTooFar``): it is
+    no candidate, and costs neither a tokenisation nor a place under ``max_pairs``. Within one
     sentence pairs are rarely far apart (none of the ACI visit notes' pairs is over 48 words), but
-    a transcript turn without punctuation is one "sentence" of hundreds of words."""
-    pairs = note_pairs(text, entities, limits.pair_distance_chars)
+    a transcript turn without punctuation is one "sentence" of hundreds of words.
+
+    With a bound, only pairs within it are visited (entities in text order, each against those
+    that follow it within the bound) and the rest are counted per sentence from the entity types:
+    thousands of entities in one unpunctuated text cost milliseconds, not the seconds that
+    visiting every pair took on the event loop."""
     reach = [bound for bound in (room, limits.pair_max_words) if bound]
-    return within_one_row(text, entities, pairs, min(reach)) if reach else (pairs, 0)
+    if not reach:
+        return note_pairs(text, entities, limits.pair_distance_chars), 0
+    from ..text import sentence_ids
+
+    bound, chars = min(reach), limits.pair_distance_chars
+    types = [e["type"] for e in entities]
+    sentences = sentence_ids(text, [Span(e["start"], e["end"]) for e in entities])
+    starts = [m.start() for m in ALNUM_RUN.finditer(text)]
+    run_at = [bisect_left(starts, e["start"]) for e in entities]
+    order = sorted(range(len(entities)), key=lambda k: (run_at[k], k))
+    kept = []
+    for a, i in enumerate(order):
+        for b in range(a + 1, len(order)):
+            j = order[b]
+            if run_at[j] - run_at[i] >= bound:
+                break
+            if sentences[i] == sentences[j] or (chars and _gap(entities[i], entities[j]) <= chars):
+                pair = PairKind.oriented(types, min(i, j), max(i, j))
+                if pair is not None:
+                    kept.append(pair)
+    total = _count_within_sentences(types, sentences)
+    if chars:
+        total += _count_across(entities, types, sentences, chars)
+    return sorted(kept), total - len(kept)
+
+
+def _gap(a: dict, b: dict) -> int:
+    return max(a["start"], b["start"]) - min(a["end"], b["end"])
+
+
+def _count_within_sentences(types: Sequence[str], sentences: Sequence[int]) -> int:
+    """How many candidate pairs lie within a sentence, from each sentence's count of each type."""
+    from collections import Counter
+
+    counts = Counter(zip(sentences, types))
+    total = 0
+    for sentence in set(sentences):
+        for a, b in PairKind.CANDIDATE_TYPES:
+            if a == b:
+                total += counts[sentence, a] * (counts[sentence, a] - 1) // 2
+            else:
+                total += counts[sentence, a] * counts[sentence, b]
+    return total
+
+
+def _count_across(entities: Sequence[dict], types: Sequence[str], sentences: Sequence[int], chars: int) -> int:
+    """How many candidate pairs in different sentences are at most ``chars`` characters apart."""
+    order = sorted(range(len(entities)), key=lambda k: entities[k]["start"])
+    total = 0
+    for a, i in enumerate(order):
+        for b in range(a + 1, len(order)):
+            j = order[b]
+            if entities[j]["start"] - entities[i]["end"] > chars:
+                break
+            if sentences[i] != sentences[j] and _gap(entities[i], entities[j]) <= chars:
+                total += PairKind.oriented(types, min(i, j), max(i, j)) is not None
+    return total
 
 
 def local_window(text: str, head: Span, tail: Span, reach: int) -> tuple[str, Span, Span]:

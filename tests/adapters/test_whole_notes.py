@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bedside.adapters.encoding import Encoder
@@ -145,3 +146,60 @@ def test_a_pair_across_sentences_reads_both_sentences_and_what_lies_between():
     assert item["text"] == "Fever since Monday.\nNo cough. Tylenol was given for the fever."
     assert item["text"][item["head"]["start"] : item["head"]["end"]] == "Tylenol"
     assert item["text"][item["tail"]["start"] : item["tail"]["end"]] == "Fever"
+
+
+def _random_note(rng, n_words: int, n_entities: int):
+    words = [rng.choice(["so", "the", "and", "then", "x-ray", "."]) for _ in range(n_words)]
+    text = " ".join(words)
+    offsets, pos = [], 0
+    for word in words:
+        offsets.append((pos, pos + len(word)))
+        pos += len(word) + 1
+    picked = sorted(rng.sample(range(n_words), n_entities))
+    types = ["problem", "treatment", "test"]
+    entities = [{"start": offsets[k][0], "end": offsets[k][1], "type": rng.choice(types)} for k in picked]
+    return text, entities
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bounded_candidates_are_the_pairs_within_reach_and_count_the_rest(seed):
+    """The bounded walk keeps exactly the i2b2 candidates within the bound and counts the others."""
+    import random
+    import re
+    from bisect import bisect_left
+    from dataclasses import replace
+
+    from bedside.adapters.kinds import note_candidates, note_pairs
+    from bedside.adapters.limits import InputLimits
+
+    rng = random.Random(seed)
+    text, entities = _random_note(rng, 400, 120)
+    runs = [m.start() for m in re.finditer(r"\w+", text)]
+    at = [bisect_left(runs, e["start"]) for e in entities]
+    for chars in (0, 40):
+        limits = replace(InputLimits(), pair_distance_chars=chars, pair_max_words=rng.choice([0, 10, 30]))
+        room = rng.choice([None, 16, 50])
+        everything = note_pairs(text, entities, chars)
+        kept, far = note_candidates(text, entities, limits, room)
+        bound = min([b for b in (room, limits.pair_max_words) if b], default=None)
+        expected = [(i, j) for i, j in everything if bound is None or abs(at[i] - at[j]) < bound]
+        assert kept == expected and far == len(everything) - len(kept)
+
+
+def test_thousands_of_entities_in_one_sentence_visit_only_the_pairs_within_reach(monkeypatch):
+    """An unpunctuated text of 3,000 entities: the walk looks at pairs within the bound only (it
+    looked at all 4.5 million, for seconds on the event loop)."""
+    from bedside.adapters.kinds import PairKind, note_candidates
+    from bedside.adapters.limits import InputLimits
+
+    words = ["fever" if k % 2 else "lasix" for k in range(3000)]
+    text = " ".join(words)
+    entities, pos = [], 0
+    for word in words:
+        entities.append({"start": pos, "end": pos + len(word), "type": "problem" if word == "fever" else "treatment"})
+        pos += len(word) + 1
+    looked = []
+    real = PairKind.oriented.__func__
+    monkeypatch.setattr(PairKind, "oriented", classmethod(lambda cls, *a: looked.append(1) or real(cls, *a)))
+    kept, far = note_candidates(text, entities, InputLimits(pair_max_words=48))
+    assert len(looked) <= 3000 * 48 and len(kept) + far == 1500 * 1500 + 1500 * 1499 // 2

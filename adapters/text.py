@@ -10,6 +10,7 @@ joiners, byte-order marks) neither end a word nor reach the model: the model see
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -75,8 +76,6 @@ def count_words(text: str, enough: int | None = None, pause: Callable[[], None] 
 def sentence_span(text: str, ends: list[int], at: int) -> Span:
     """The sentence (or line) holding character ``at``, white space around it left out; ``ends``
     are the ends of :data:`SENTENCE_END` matches in ``text`` (:func:`sentence_ends`)."""
-    from bisect import bisect_right
-
     k = bisect_right(ends, at)
     start, end = (ends[k - 1] if k else 0), (ends[k] if k < len(ends) else len(text))
     while start < end and text[start].isspace():

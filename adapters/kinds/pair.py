@@ -117,12 +117,18 @@ def pair_items(text: str, entities: Sequence[dict], pairs: Sequence[tuple[int, i
     from ..text import sentence_ends, sentence_span
 
     ends = sentence_ends(text)
+    spans = [as_span(e) for e in entities]
+    # each entity's reach once (a sentence, or two when it crosses an end), not once per pair
+    reach = [
+        Span(
+            min(sentence_span(text, ends, s.start).start, s.start), max(sentence_span(text, ends, s.end - 1).end, s.end)
+        )
+        for s in spans
+    ]
     items = []
     for i, j in pairs:
-        head, tail = as_span(entities[i]), as_span(entities[j])
-        start = min(sentence_span(text, ends, head.start).start, sentence_span(text, ends, tail.start).start)
-        end = max(sentence_span(text, ends, head.end - 1).end, sentence_span(text, ends, tail.end - 1).end)
-        start, end = min(start, head.start, tail.start), max(end, head.end, tail.end)
+        head, tail = spans[i], spans[j]
+        start, end = min(reach[i].start, reach[j].start), max(reach[i].end, reach[j].end)
         items.append(
             {
                 "text": text[start:end],

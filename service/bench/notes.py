@@ -12,6 +12,7 @@ note length is fitted with a line per task and concurrency.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Callable
@@ -42,9 +43,8 @@ async def closed_loop(url: str, requests: list[NoteRequest], clients: int, secon
                 request = requests[cursor[0] % len(requests)]
                 cursor[0] += 1
                 sent = await send(session, request.path, request.body(), until=deadline, parse=False)
-                if (
-                    now >= counting and time.monotonic() <= deadline and not sent.cut
-                ):  # asked and answered in the window
+                answered_in_window = now >= counting and time.monotonic() <= deadline and not sent.cut
+                if answered_in_window:
                     statuses[sent.status] = statuses.get(sent.status, 0) + 1
                     retried[0] += sent.retries
                     if sent.status == "200":
@@ -96,8 +96,8 @@ async def send(
         t_try = time.perf_counter()
         try:
             async with session.post(path, json=body) as response:
-                answer = await response.json() if response.status == 200 and parse else None
-                await response.read()
+                raw = await response.read()
+                answer = json.loads(raw) if response.status == 200 and parse else None
                 status, wait = str(response.status), float(response.headers.get("Retry-After", "1"))
         except (TimeoutError, aiohttp.ClientError) as exc:
             answer, status, wait = None, type(exc).__name__, 0.0
@@ -144,6 +144,7 @@ async def coverage(
         queue.put_nowait(note)
     timeout = aiohttp.ClientTimeout(total=limit_s + 30, connect=5.0)
     async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=clients), timeout=timeout) as session:
+        done = [0]
 
         async def count(name: str, path: str, body: dict) -> dict | None:
             sent = await send(session, path, body, retries=RETRIES)
@@ -169,7 +170,6 @@ async def coverage(
                 if progress is not None:
                     progress(done[0], len(notes))
 
-        done = [0]
         await asyncio.gather(*(client() for _ in range(clients)))
     errors = {name: sum(n for s, n in counts.items() if s != "200") for name, counts in statuses.items()}
     return {

@@ -65,3 +65,31 @@ def test_closed_loop_counts_answered_notes_and_the_retries_apart_from_errors():
     assert result["retried_after_429"] >= result["answered"] - 2  # every note was refused once first
     assert result["statuses"] == {"200": result["answered"]}
     assert result["notes_per_s"] == result["answered"] / result["seconds"]
+
+
+def test_a_note_counts_by_when_its_answer_arrives_not_when_it_was_sent():
+    # sent in the warm-up or long before the end, answered inside the window: counted
+    assert bench.answered_in_window(5.0, counting=5.0, deadline=65.0)
+    assert bench.answered_in_window(64.9, counting=5.0, deadline=65.0)
+    assert not bench.answered_in_window(4.9, counting=5.0, deadline=65.0)
+    assert not bench.answered_in_window(65.1, counting=5.0, deadline=65.0)
+
+
+class Slow:
+    """Answers every note after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.seconds)
+        return web.json_response({"results": [{"label": "ok"}]})
+
+
+def test_closed_loop_counts_the_answers_of_notes_sent_before_the_window():
+    # each answer takes 0.4 s; the window (0.5 s after a 0.2 s warm-up) has answers at 0.4
+    # (sent in the warm-up) and none sent and answered inside it: all of them count.
+    slow = Slow(0.4)
+    requests = [NoteRequest("mortality", f"note {i}", tokens=10) for i in range(100)]
+    result = asyncio.run(_serving(slow, lambda url: bench.closed_loop(url, requests, 3, seconds=0.5, warmup=0.2)))
+    assert result["answered"] == 3 and result["errors"] == 0

@@ -122,6 +122,8 @@ class Engine:
             if not internal and request is not None:  # what the request's metrics are labelled by
                 request.scope.setdefault("state", {})["bedside_route"] = (resident.info.version, route.role)
             predictor = self.predictor(resident.slot)
+            if not internal and not self.batcher.admits():  # refused before any tokenising
+                raise busy()
             t0 = time.perf_counter()
             encoded = await self._encode(predictor, items, internal, chars)
             metrics.TOKENIZE_SECONDS.labels(task).observe(time.perf_counter() - t0)

@@ -119,3 +119,47 @@ def test_a_later_stage_of_an_admitted_request_is_queued_whatever_waits():
     finally:
         gate.set()
         batcher.close()
+
+
+def test_a_queue_already_over_a_bound_admits_no_new_request_before_its_rows_are_known():
+    import threading
+
+    from bedside.service.batcher import Batcher
+
+    gate = threading.Event()
+    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), max_queue_rows=8, max_queue_wait_s=0.5)
+    try:
+        assert batcher.admits()  # empty, and no rate measured yet
+        batcher.rate = 10.0
+        for waiting, admits in ((4, True), (6, False), (8, False)):  # 0.4 s; 0.6 s > 0.5 s; the row bound
+            with batcher._count_lock:
+                batcher._queued_rows = waiting
+            assert batcher.admits() is admits
+        batcher.max_queue_wait_s = 0  # no wait bound: only the row bound refuses
+        with batcher._count_lock:
+            batcher._queued_rows = 7
+        assert batcher.admits()
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_a_pass_takes_what_is_queued_already_up_to_its_forwards_and_counts_it_as_waiting():
+    import threading
+
+    from bedside.service.batcher import PASS_FORWARDS, Batcher, Job
+
+    batcher = Batcher(lambda batch: [], threading.RLock(), max_batch_rows=4, max_wait_ms=0, max_queue_wait_s=1.0)
+    batcher.close()
+    batcher._thread.join(5)  # the worker stopped: the test takes passes itself
+    for n in (3, 3, 3) + (4,) * PASS_FORWARDS:
+        batcher._queue.put(Job([object()] * n, "ner:v1:0"))
+    first = batcher._take()
+    # beyond the first forward's 4 rows, the queued jobs up to PASS_FORWARDS forwards' rows
+    assert sum(len(j.rows) for j in first) >= 4 * PASS_FORWARDS - 3 and len(first) < 3 + PASS_FORWARDS
+    assert len(batcher._take()) >= 1  # the rest stays for the next pass
+    batcher.rate = 10.0
+    batcher._pass_rows = 8  # 0.8 s of the running pass still to forward: the wait bound sees it
+    assert batcher.admits()
+    batcher._pass_rows = 11
+    assert not batcher.admits()

@@ -454,6 +454,23 @@ def test_r11_overload_is_refused_fast_with_retry_after_and_a_bounded_queue(clien
     assert_server_up(client, before)
 
 
+def test_r11_a_request_the_queue_cannot_take_is_refused_before_it_is_tokenised(client, engine, monkeypatch, before):
+    tokenised = []
+    real_encode = engine._encode
+
+    async def counting_encode(*args, **kwargs):
+        tokenised.append(1)
+        return await real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_encode", counting_encode)
+    monkeypatch.setattr(engine.batcher, "admits", lambda: False)  # the rows waiting fill the wait bound
+    r = predict(client, "ner", texts=[TEXT])
+    assert_clear(r, (429,), "overloaded")
+    assert r.headers["Retry-After"].isdigit() and tokenised == []
+    monkeypatch.undo()
+    assert_server_up(client, before)
+
+
 # -- 12. disconnects and slow clients ------------------------------------------------------------------------
 def test_r12_client_disconnects_release_their_slot(shared, monkeypatch, before):
     from bedside.service.app import create_app

@@ -36,9 +36,9 @@ def server_env(**settings) -> dict[str, str]:
 
 
 def serve_command(port: int, host: str = "127.0.0.1", keepalive_s: int = 5) -> list[str]:
-    """The ``bentoml serve`` command line of the bedside service."""
-    bentoml = Path(sys.executable).with_name("bentoml")
-    return [str(bentoml), "serve", SERVICE, "--port", str(port), "--host", host,
+    """The ``bentoml serve`` command line of the bedside service: ``python -m bentoml``, so it runs
+    wherever bentoml imports (a venv, or wheels unpacked onto PYTHONPATH with no script)."""
+    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", host,
             "--timeout-keep-alive", str(keepalive_s), "--working-dir", str(WORKING_DIR)]  # fmt: skip
 
 

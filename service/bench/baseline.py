@@ -21,7 +21,8 @@ def _model(backbone: Backbone, kind: KindStrategy, num_labels: int):
     return transformers_model(backbone, auto, num_labels=num_labels).eval()  # heads stay random: speed only
 
 
-def build_pipelines(backbone: Backbone, tasks=tuple(PRESETS)) -> dict:
+def build_pipelines(backbone: Backbone, tasks=tuple(PRESETS), device: int | str = -1) -> dict:
+    """``device``: -1 for the CPU, else the GPU the pipelines run on (``"cuda"``, 0, ...)."""
     from transformers import pipeline
 
     pipes = {}
@@ -33,7 +34,7 @@ def build_pipelines(backbone: Backbone, tasks=tuple(PRESETS)) -> dict:
             kind.pipeline_task,
             model=_model(backbone, kind, task.num_labels),
             tokenizer=backbone.tokenizer,
-            device=-1,
+            device=device,
             **options,
         )
     return pipes

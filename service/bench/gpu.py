@@ -14,10 +14,11 @@ Parts, fp16 and bf16, batch × 128 and 512 tokens:
   bank and through PEFT's per-adapter loop, time over the bare forward on the same rows;
 - ``notes``: the served composition on whole-note windows (three tasks' windows of long
   notes batched together), notes/s and tokens/s;
-- ``memory``: GPU memory per extra adapter against a copy of the encoder.
-
-Not in the suite yet: the HTTP service at 1–256 clients against the per-request pipeline
-on the GPU (the dependency check already lists the wheels it will need); the report says so.
+- ``memory``: GPU memory per extra adapter against a copy of the encoder;
+- ``http`` (when bentoml and the service's other packages import): a real ``bentoml serve`` on
+  the GPU with four random adapters of the MiniLM-L6 shape, closed-loop aiohttp clients at 1
+  to 256, against a transformers pipeline per task on the same GPU (:mod:`.gpu_http`). Its
+  time is set aside first; the measured parts share what is left of the budget.
 
 ``--dry-run``: the same code on the CPU with the tiny shape and two batch sizes, in seconds
 (a test in the suite runs it, so the script cannot rot).
@@ -83,12 +84,13 @@ def missing(needs: dict[str, str]) -> list[str]:
     return [dist for module, dist in needs.items() if importlib.util.find_spec(module) is None]
 
 
-def wheel_advice(dists: list[str], python: str = "3.12") -> str:
-    """The ``pip download`` line, run where pip has an index, that fetches the missing wheels."""
+def wheel_advice(dists: list[str], python: str = "3.12", deps: bool = False) -> str:
+    """The ``pip download`` line, run where pip has an index, that fetches the missing wheels
+    (``deps``: with what they depend on, for packages like bentoml that bring dozens)."""
     pinned = pins()
     specs = " ".join(f"{d}=={pinned[_normal(d)]}" if _normal(d) in pinned else d for d in dists)
     return (
-        f"python3 -m pip download --no-deps --only-binary=:all: --python-version {python} "
+        f"python3 -m pip download{'' if deps else ' --no-deps'} --only-binary=:all: --python-version {python} "
         f"--implementation cp {PLATFORMS} -d .whl {specs}"
     )
 
@@ -96,11 +98,11 @@ def wheel_advice(dists: list[str], python: str = "3.12") -> str:
 def check_dependencies() -> tuple[list[str], list[str]]:
     """(missing for the measured parts, missing for the HTTP part), printed with the fix."""
     model, service = missing(MODEL_NEEDS), missing(SERVICE_NEEDS)
-    for what, dists in (("the measured parts", model), ("the HTTP part", service)):
+    for what, dists, deps in (("the measured parts", model, False), ("the HTTP part", service, True)):
         if dists:
             print(f"missing for {what}: {', '.join(dists)}")
-            print("  carry them as wheels (bentoml also needs its own dependencies: see requirements.txt):")
-            print("  " + wheel_advice(dists))
+            print("  carry them as wheels" + (" with their dependencies:" if deps else ":"))
+            print("  " + wheel_advice(dists, deps=deps))
             print("  then: bash deploy/gpu-suite.sh  (installs .whl/*.whl into /tmp/site first)")
     return model, service
 
@@ -119,6 +121,16 @@ class Plan:
         self.note_words = 120 if dry_run else 3000
         self.notes = 2 if dry_run else 16
         self.extra_adapters = 2 if dry_run else 8
+        self.http_shape = "tiny" if dry_run else "minilm-l6"
+        self.http_levels = [1, 2] if dry_run else [1, 8, 32, 64, 128, 256]
+        self.http_seconds = 1.0 if dry_run else 8.0
+        self.http_warmup = 0.5 if dry_run else 2.0
+
+    @property
+    def http_reserve_s(self) -> float:
+        """The HTTP part's share of the budget: a server start, each level, the pipeline twice."""
+        start, pipeline = (15.0, 2.0) if self.dry_run else (60.0, 20.0)
+        return start + pipeline + len(self.http_levels) * (self.http_seconds + self.http_warmup + 3.0)
 
 
 def _timer(device: str):
@@ -319,6 +331,26 @@ def _free(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+def _http(plan: Plan, device: str, deadline: float, out: Path, log) -> list[dict]:
+    import shutil
+    import tempfile
+
+    from .gpu_http import measure_http
+
+    if time.monotonic() > deadline - plan.http_reserve_s / 2:
+        log("time budget spent: HTTP part skipped")
+        return []
+    work = Path(tempfile.mkdtemp(prefix="bedside-gpu-http-"))
+    try:
+        args = (plan.http_levels, plan.http_seconds, plan.http_warmup, deadline, work, log)
+        return measure_http(plan.http_shape, device, *args)
+    finally:
+        out.mkdir(parents=True, exist_ok=True)
+        if (work / "server.log").is_file():  # kept beside the report: what the server said
+            shutil.copy(work / "server.log", out / "http-server.log")
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # -- the report --------------------------------------------------------------------------------
 def environment(device: str) -> dict:
     import peft
@@ -355,13 +387,17 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def targets(encoders: list[dict]) -> dict:
-    """The issue's GPU target: four mixed adapters ≤ 1.10× bare at 64 × 128 in fp16."""
+def targets(encoders: list[dict], http: list[dict]) -> dict:
+    """The GPU targets: four mixed adapters ≤ 1.10× bare at 64 × 128 in fp16; the service ≥ 10×
+    the per-request pipeline at 64 clients."""
     hits = [r for r in encoders if r["batch"] == 64 and r["length"] == 128 and r["dtype"] == "float16"]
-    return {
+    out = {
         f"mixed4 bank over bare, 64x128 fp16, {r['shape']} (target <= 1.10)": round(r["bank_mixed4_over_bare"], 3)
         for r in hits
     }
+    for r in (r for r in http if r["concurrency"] == 64):
+        out[f"service over pipeline, 64 clients, {r['shape']} (target >= 10)"] = round(r["service_over_pipeline"], 2)
+    return out
 
 
 def run(dry_run: bool, out: Path, budget_s: float = 420.0) -> dict:
@@ -376,7 +412,8 @@ def run(dry_run: bool, out: Path, budget_s: float = 420.0) -> dict:
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --dry-run on a CPU")
     plan = Plan(dry_run)
-    deadline = start + budget_s
+    http = not need_service
+    deadline = start + budget_s - (plan.http_reserve_s if http else 0.0)
     skipped: list[str] = []
 
     def log(message) -> None:
@@ -387,14 +424,16 @@ def run(dry_run: bool, out: Path, budget_s: float = 420.0) -> dict:
     parts = {"mixed4": measure_encoders(plan, device, deadline, log)}
     parts["notes"] = measure_notes(plan, device, deadline, log)
     parts["memory"] = measure_memory(plan, device, log)
-    skipped.append(
-        "HTTP part: not in this suite yet" + (f" (missing {', '.join(need_service)})" if need_service else "")
-    )
+    parts["http"] = []
+    if http:
+        parts["http"] = _http(plan, device, start + budget_s, out, log)
+    else:
+        skipped.append(f"HTTP part: missing {', '.join(need_service)}")
     report = {
         "dry_run": dry_run,
         "environment": environment(device),
         "parts": parts,
-        "targets": targets(parts["mixed4"]),
+        "targets": targets(parts["mixed4"], parts["http"]),
         "skipped": skipped,
         "wall_s": time.monotonic() - start,
     }

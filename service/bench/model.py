@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from peft import LoraConfig, get_peft_model_state_dict
 
+from bedside.adapters.artifact import BaseRef, HeadRef, Manifest, Method
 from bedside.adapters.backbones import Backbone
 from bedside.adapters.heads import build_head
 from bedside.adapters.kinds import strategy
@@ -46,6 +47,19 @@ def synthetic_rows(backbone: Backbone, batch: int, length: int, kinds: list[Task
         )
         rows.append(strategy(kinds[i % len(kinds)]).placeholder_row(ids))
     return rows
+
+
+def bench_manifest(backbone: Backbone, name: str, max_length: int = 512) -> Manifest:
+    """The manifest of a random benchmark adapter for preset task ``name`` on ``backbone``."""
+    task = PRESETS[name]
+    return Manifest(
+        name=f"{name}-bench",
+        task=task,
+        method=Method.lora,
+        max_length=max_length,
+        base=BaseRef(name=backbone.name, fingerprint=backbone.fingerprint, hidden_size=backbone.hidden_size),
+        head=HeadRef(kind=task.kind, num_labels=task.num_labels),
+    )
 
 
 def build_models(backbone: Backbone, targets: list[str], rank: int = 8):

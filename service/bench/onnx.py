@@ -18,28 +18,16 @@ from pathlib import Path
 
 import torch
 
-from bedside.adapters.artifact import BaseRef, HeadRef, Manifest, Method, load_artifact, save_from_model
+from bedside.adapters.artifact import load_artifact, save_from_model
 from bedside.adapters.backbones import Backbone
 from bedside.adapters.onnx.export import export_artifact
 from bedside.adapters.onnx.session import CPU, CUDA, OnnxModel
 from bedside.adapters.onnx.shared import SharedOnnxModel, export_shared, linear_targets
 from bedside.adapters.tasks import PRESETS, TaskKind
 
-from .model import TARGETS, Case, build_models, synthetic_rows, time_cases
+from .model import TARGETS, Case, bench_manifest, build_models, synthetic_rows, time_cases
 
 RANK = 16  # the demo adapters' rank
-
-
-def _manifest(backbone: Backbone, name: str) -> Manifest:
-    task = PRESETS[name]
-    return Manifest(
-        name=f"{name}-bench",
-        task=task,
-        method=Method.lora,
-        max_length=512,
-        base=BaseRef(name=backbone.name, fingerprint=backbone.fingerprint, hidden_size=backbone.hidden_size),
-        head=HeadRef(kind=task.kind, num_labels=task.num_labels),
-    )
 
 
 def _max_prob_diff(got: list[torch.Tensor], want: list[torch.Tensor]) -> float:
@@ -79,7 +67,7 @@ def _bench(backbone, batches, length, rounds, provider, tmp, progress, targets):
     on_cpu = next(backbone.encoder.parameters()).device.type == "cpu"
     peft_model, bank_model = build_models(backbone, TARGETS[targets], rank=RANK)
     names = list(PRESETS)
-    artifacts = {n: save_from_model(tmp / "artifacts" / n, peft_model, n, _manifest(backbone, n)) for n in names}
+    artifacts = {n: save_from_model(tmp / "artifacts" / n, peft_model, n, bench_manifest(backbone, n)) for n in names}
     exporter = backbone if on_cpu else _cpu_copy(backbone)
     variants = variants_for(provider)
     merged: dict[str, OnnxModel] = {}

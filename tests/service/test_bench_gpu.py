@@ -35,14 +35,19 @@ def test_dry_run_of_the_shell_script_writes_every_part(tmp_path):
     assert report["parts"]["notes"][0]["windows"] >= report["parts"]["notes"][0]["notes"] > 0
     memory = report["parts"]["memory"][0]
     assert 0 < memory["per_adapter_mb"] < memory["encoder_mb"]
-    assert "## mixed4" in (tmp_path / "gpu.md").read_text()
+    http = report["parts"]["http"]  # a real bentoml server on the CPU, the tiny shape
+    assert [r["concurrency"] for r in http] == [1, 2]
+    assert all(r["errors"] == 0 and r["rps"] > 0 and r["pipeline_rps"] > 0 for r in http), http
+    assert "Starting production HTTP BentoServer" in (tmp_path / "http-server.log").read_text()
+    assert "## mixed4" in (tmp_path / "gpu.md").read_text() and "## http" in (tmp_path / "gpu.md").read_text()
 
 
 def test_time_budget_skips_and_says_so(tmp_path):
     result = CliRunner().invoke(app, ["gpu", "--dry-run", "--budget-s", "0", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "gpu.json").read_text())
-    assert report["parts"]["mixed4"] == [] and any("time budget" in s for s in report["skipped"])
+    assert report["parts"]["mixed4"] == [] and report["parts"]["http"] == []
+    assert any("time budget" in s for s in report["skipped"])
 
 
 def test_missing_packages_are_named_with_the_pip_line_that_fetches_them():
@@ -50,4 +55,5 @@ def test_missing_packages_are_named_with_the_pip_line_that_fetches_them():
     line = gpu.wheel_advice(["pydantic", "no-such-dist"])
     pinned = gpu.pins()["pydantic"]
     assert f"pydantic=={pinned}" in line and " no-such-dist" in line
-    assert "--python-version 3.12" in line and "--only-binary=:all:" in line
+    assert "--python-version 3.12" in line and "--only-binary=:all:" in line and "--no-deps" in line
+    assert "--no-deps" not in gpu.wheel_advice(["bentoml"], deps=True)  # bentoml brings dozens

@@ -15,6 +15,7 @@ rounding), and under load they are the first rows refused.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -41,6 +42,7 @@ MIN_CHUNK_ROWS = 8  # below this a forward's fixed costs start to show (measured
 # forwards' worth: sorted by length together, rows of several notes fill fuller forwards (on the
 # ACI notes 16.2 rows a forward against 14.3 for one forward's worth), and nothing waits for it.
 PASS_FORWARDS = 4
+RETRY_AFTER_MAX_S = 30  # a refused client comes back within this, whatever the queue says
 
 
 def chunks(lengths: list[int], max_rows: int, max_padding: float = 1.0) -> list[list[int]]:
@@ -145,6 +147,17 @@ class Batcher:
                 return False
             waiting = self._queued_rows + self._pass_rows
             return not (self.max_queue_wait_s and self.rate and waiting / self.rate > self.max_queue_wait_s)
+
+    def retry_after(self, rows: int = 0) -> int:
+        """Whole seconds until ``rows`` more would be admitted at the measured rate (the
+        Retry-After of a refusal): when they fit the wait bound, or when nothing waits (an empty
+        queue admits anything), whichever comes first; at least 1, at most RETRY_AFTER_MAX_S."""
+        with self._count_lock:
+            waiting = self._queued_rows + self._pass_rows
+        if not (self.max_queue_wait_s and self.rate):
+            return 1
+        fits = (waiting + rows) / self.rate - self.max_queue_wait_s
+        return max(1, min(RETRY_AFTER_MAX_S, math.ceil(min(fits, waiting / self.rate))))
 
     def close(self) -> None:
         self._queue.put(None)

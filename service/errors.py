@@ -15,5 +15,5 @@ class APIError(Exception):
         return {"error": self.code, "message": self.message}
 
 
-def busy(message: str = "the service is at capacity; retry shortly", status: int = 429) -> APIError:
-    return APIError(status, "overloaded", message, {"Retry-After": "1"})
+def busy(message: str = "the service is at capacity; retry shortly", status: int = 429, retry_s: int = 1) -> APIError:
+    return APIError(status, "overloaded", message, {"Retry-After": str(retry_s)})

@@ -123,7 +123,7 @@ class Engine:
                 request.scope.setdefault("state", {})["bedside_route"] = (resident.info.version, route.role)
             predictor = self.predictor(resident.slot)
             if not internal and not self.batcher.admits():  # refused before any tokenising
-                raise busy()
+                raise busy(retry_s=self.batcher.retry_after())
             t0 = time.perf_counter()
             encoded = await self._encode(predictor, items, internal, chars)
             metrics.TOKENIZE_SECONDS.labels(task).observe(time.perf_counter() - t0)
@@ -179,7 +179,7 @@ class Engine:
         try:
             return self.batcher.submit(rows, slot, admitted=admitted)
         except QueueFull:
-            raise busy() from None
+            raise busy(retry_s=self.batcher.retry_after(len(rows))) from None
 
     async def _wait(self, job: Job, request: Request | None):
         """The job's logits from the batcher: 504 after the timeout, and the rows withdrawn when

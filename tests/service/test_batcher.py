@@ -163,3 +163,26 @@ def test_a_pass_takes_what_is_queued_already_up_to_its_forwards_and_counts_it_as
     assert batcher.admits()
     batcher._pass_rows = 11
     assert not batcher.admits()
+
+
+def test_retry_after_is_the_wait_until_a_refused_request_would_be_admitted():
+    import threading
+
+    from bedside.service.batcher import RETRY_AFTER_MAX_S, Batcher
+
+    gate = threading.Event()
+    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), max_queue_wait_s=0.5)
+    try:
+        assert batcher.retry_after(10) == 1  # no rate measured yet
+        batcher.rate = 10.0
+        with batcher._count_lock:
+            batcher._queued_rows = 15  # 1.5 s waiting
+        assert batcher.retry_after(0) == 1  # fits once 1 s of it is done
+        assert batcher.retry_after(10) == 2  # 2.5 s with its own rows: fits after 2 s
+        assert batcher.retry_after(1000) == 2  # never fits the bound: admitted when the queue is empty (1.5 s)
+        with batcher._count_lock:
+            batcher._queued_rows = 100_000
+        assert batcher.retry_after(0) == RETRY_AFTER_MAX_S
+    finally:
+        gate.set()
+        batcher.close()

@@ -46,7 +46,14 @@ def notes(
 
     from ..server import served
     from . import notes as bench
-    from .notes_workload import bare_seconds_per_row_token, build_requests, note_pipelines, pipeline_rate, read_notes
+    from .notes_workload import (
+        bare_sample,
+        bare_seconds_per_row_token,
+        build_requests,
+        note_pipelines,
+        pipeline_rate,
+        read_notes,
+    )
     from .service import load_runtime
 
     folder = results_folder(out)
@@ -72,24 +79,30 @@ def notes(
     pipes = note_pipelines(plain, max_length)
 
     def local(when: str) -> dict:
-        rates: dict = {"bare_seconds_per_row_token": bare_seconds_per_row_token(encoder, requests)}
-        rates["pipeline"] = pipeline_rate(pipes, requests, baseline_seconds, max_length)
+        rates: dict = {"pipeline": pipeline_rate(pipes, requests, baseline_seconds, max_length)}
         console.print({when: rates})
         return rates
 
     before = local("before the server load")
     checked = None
+    sample = bare_sample(requests)
     with served(folder / "server.log", timeout=600, **server) as (url, _):
         if coverage:
             checked = run_coverage(url, read_notes(data, ("note", "dialogue")), coverage_clients, time_limit_s)
-        results = [asyncio.run(bench.closed_loop(url, requests, c, seconds, warmup)) for c in int_list(concurrency)]
+        # The machine's speed drifts by ±15 % within minutes: each level's bare-encoder cost is
+        # measured right before and right after it (a sample of the notes, the server idle).
+        brackets = [bare_seconds_per_row_token(encoder, sample)]
+        results = []
+        for clients in int_list(concurrency):
+            results.append(asyncio.run(bench.closed_loop(url, requests, clients, seconds, warmup)))
+            brackets.append(bare_seconds_per_row_token(encoder, sample))
+            console.print({"clients": clients, "bare seconds per row token, after": brackets[-1]})
     after = local("after the server load")
-    bare = (before["bare_seconds_per_row_token"] + after["bare_seconds_per_row_token"]) / 2
     pipe = {
         task: (before["pipeline"]["seconds_per_token"][task] + after["pipeline"]["seconds_per_token"][task]) / 2
         for task in before["pipeline"]["seconds_per_token"]
     }
-    for r in results:
+    for r, bare in zip(results, ((a + b) / 2 for a, b in zip(brackets, brackets[1:]))):
         answered = r["_samples"]  # (note tokens, seconds, task, row tokens)
         tokens = sum(s[0] for s in answered)
         bare_s = sum(s[3] for s in answered) * bare
@@ -114,6 +127,8 @@ def notes(
         "service_over_pipeline": top["service_over_pipeline"],
         "targets": {"service_over_bare": 0.8, "service_over_pipeline": 1.5},
         "latency_fit": {str(r["clients"]): r.pop("fits") for r in results},
+        "bare_seconds_per_row_token_brackets": brackets,
+        "bare_sample_notes": len(sample),
         "local_rates_before": before,
         "local_rates_after": after,
     }

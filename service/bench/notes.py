@@ -2,8 +2,9 @@
 the bare encoder on the same rows (the ceiling) and a transformers pipeline per task (what a
 hospital would write), plus a coverage pass that sends every note once to every task.
 
-The bare and pipeline costs are measured before and after the server's load and averaged (the
-machine drifts), and compared on the notes the service answered: the bare encoder's seconds per
+The bare encoder's cost is measured right before and right after each load level (a quarter
+of the notes, the same mix; the machine drifts) and the pipeline's before and after all of
+them, and both are compared on the notes the service answered: the bare encoder's seconds per
 forwarded row token, the pipeline's seconds per note token of each task, so a mix the service
 answers (a 429 sheds heavier notes more often) is compared with the same mix. Latency against
 note length is fitted with a line per task and concurrency.

@@ -89,6 +89,14 @@ def build_requests(runtime, notes: list[str]) -> list[NoteRequest]:
     return out
 
 
+def bare_sample(requests: list[NoteRequest], every: int = 4) -> list[NoteRequest]:
+    """Every ``every``-th round of the tasks (a run of consecutive requests, one per task): the
+    same mix of tasks and lengths in a quarter of the time, to measure the bare encoder between
+    load levels."""
+    n = len(TASKS)
+    return [r for i, r in enumerate(requests) if (i // n) % every == 0]
+
+
 def bare_seconds_per_row_token(encoder, requests: list[NoteRequest], batch: int = 32, rounds: int = 1) -> float:
     """Seconds per forwarded row token when the bare base encoder (no adapters, no heads) runs every
     row of every request, in batches of ``batch`` rows sorted by length: the ceiling of any torch

@@ -230,6 +230,7 @@ def test_notes_part_on_a_real_server(store, served_folder, tmp_path):
     result = json.loads((tmp_path / "notes.json").read_text())
     assert [r["clients"] for r in result["results"]] == [1, 2]
     assert result["summary"]["server"]["backend"] == "torch"
+    assert len(result["summary"]["bare_seconds_per_row_token_brackets"]) == 3  # before, between and after the levels
     for row in result["results"]:
         assert row["errors"] == 0 and row["answered"] > 0 and row["tokens_per_s"] > 0
         assert row["service_over_bare"] > 0 and row["service_over_pipeline"] > 0

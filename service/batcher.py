@@ -169,27 +169,19 @@ class Batcher:
             return None
         jobs, rows = [first], len(first.rows)
         deadline = time.perf_counter() + self.max_wait
-        while rows < self.max_batch_rows:
-            remaining = deadline - time.perf_counter()
-            try:
-                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                self._queue.put(None)
-                break
-            jobs.append(job)
-            rows += len(job.rows)
-        while rows < self.max_batch_rows * PASS_FORWARDS:  # what is queued already, no waiting
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                self._queue.put(None)
-                break
-            jobs.append(job)
-            rows += len(job.rows)
+        # One forward's rows, waiting up to max_wait for them; then what is queued already.
+        for limit, waits in ((self.max_batch_rows, True), (self.max_batch_rows * PASS_FORWARDS, False)):
+            while rows < limit:
+                remaining = deadline - time.perf_counter() if waits else 0.0
+                try:
+                    job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:  # closing: left for the next take to see
+                    self._queue.put(None)
+                    return jobs
+                jobs.append(job)
+                rows += len(job.rows)
         return jobs
 
     def _run(self) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import threading
+from contextlib import contextmanager
 
 import pytest
 
-from bedside.service.batcher import MIN_CHUNK_ROWS, chunks
+from bedside.service.batcher import MIN_CHUNK_ROWS, Batcher, chunks
 
 
 def padding(lengths, index) -> float:
@@ -44,14 +46,22 @@ def test_small_batches_are_never_cut_for_padding():
     assert [len(f) for f in chunks(list(range(1, 70)), 32, 1.0)] == [32, 32, 5]
 
 
-def test_the_queue_admits_only_what_it_can_start_within_its_wait_bound():
-    import threading
-
-    from bedside.service.batcher import Batcher, QueueFull
-
+@contextmanager
+def stalled_batcher(**settings):
+    """A batcher whose forwards never finish while the test runs (closed after it)."""
     gate = threading.Event()
-    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), max_queue_wait_s=0.5)
+    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), **settings)
     try:
+        yield batcher
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_the_queue_admits_only_what_it_can_start_within_its_wait_bound():
+    from bedside.service.batcher import QueueFull
+
+    with stalled_batcher(max_queue_wait_s=0.5) as batcher:
         batcher.rate = 10.0  # rows per second, as if measured
         with batcher._count_lock:
             batcher._queued_rows = 4  # 0.4 s of work already waiting
@@ -59,20 +69,15 @@ def test_the_queue_admits_only_what_it_can_start_within_its_wait_bound():
             batcher.submit([object()] * 2, "mortality:v1:0")  # 0.6 s > 0.5 s: refused
         batcher.max_queue_wait_s = 1.0
         assert batcher.submit([object()] * 2, "mortality:v1:0")  # 0.6 s ≤ 1 s: admitted
-    finally:
-        gate.set()
-        batcher.close()
 
 
 def test_work_that_can_wait_waits_for_the_running_pass_only():
-    import threading
     import time
 
     import torch
 
     from bedside.adapters.encoding import EncodedRow
     from bedside.adapters.tasks import TaskKind
-    from bedside.service.batcher import Batcher
 
     started, gate = threading.Event(), threading.Event()
 
@@ -101,13 +106,9 @@ def test_work_that_can_wait_waits_for_the_running_pass_only():
 
 
 def test_a_later_stage_of_an_admitted_request_is_queued_whatever_waits():
-    import threading
+    from bedside.service.batcher import QueueFull
 
-    from bedside.service.batcher import Batcher, QueueFull
-
-    gate = threading.Event()
-    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), max_queue_rows=8, max_queue_wait_s=0.5)
-    try:
+    with stalled_batcher(max_queue_rows=8, max_queue_wait_s=0.5) as batcher:
         batcher.rate = 10.0
         with batcher._count_lock:
             batcher._queued_rows = 6  # 0.6 s of work waiting, two rows below the row bound
@@ -116,19 +117,10 @@ def test_a_later_stage_of_an_admitted_request_is_queued_whatever_waits():
                 batcher.submit([object()] * rows, "ner:v1:0")
             # extract's pairs after its NER was admitted: the NER work is not thrown away
             assert batcher.submit([object()] * rows, "relations:v1:0", admitted=True)
-    finally:
-        gate.set()
-        batcher.close()
 
 
 def test_a_queue_already_over_a_bound_admits_no_new_request_before_its_rows_are_known():
-    import threading
-
-    from bedside.service.batcher import Batcher
-
-    gate = threading.Event()
-    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), max_queue_rows=8, max_queue_wait_s=0.5)
-    try:
+    with stalled_batcher(max_queue_rows=8, max_queue_wait_s=0.5) as batcher:
         assert batcher.admits()  # empty, and no rate measured yet
         batcher.rate = 10.0
         for waiting, admits in ((4, True), (6, False), (8, False)):  # 0.4 s; 0.6 s > 0.5 s; the row bound
@@ -139,15 +131,10 @@ def test_a_queue_already_over_a_bound_admits_no_new_request_before_its_rows_are_
         with batcher._count_lock:
             batcher._queued_rows = 7
         assert batcher.admits()
-    finally:
-        gate.set()
-        batcher.close()
 
 
 def test_a_pass_takes_what_is_queued_already_up_to_its_forwards_and_counts_it_as_waiting():
-    import threading
-
-    from bedside.service.batcher import PASS_FORWARDS, Batcher, Job
+    from bedside.service.batcher import PASS_FORWARDS, Job
 
     batcher = Batcher(lambda batch: [], threading.RLock(), max_batch_rows=4, max_wait_ms=0, max_queue_wait_s=1.0)
     batcher.close()
@@ -166,13 +153,9 @@ def test_a_pass_takes_what_is_queued_already_up_to_its_forwards_and_counts_it_as
 
 
 def test_retry_after_is_the_wait_until_a_refused_request_would_be_admitted():
-    import threading
+    from bedside.service.batcher import RETRY_AFTER_MAX_S
 
-    from bedside.service.batcher import RETRY_AFTER_MAX_S, Batcher
-
-    gate = threading.Event()
-    batcher = Batcher(lambda batch: gate.wait(5) and [], threading.RLock(), max_queue_wait_s=0.5)
-    try:
+    with stalled_batcher(max_queue_wait_s=0.5) as batcher:
         assert batcher.retry_after(10) == 1  # no rate measured yet
         batcher.rate = 10.0
         with batcher._count_lock:
@@ -183,6 +166,3 @@ def test_retry_after_is_the_wait_until_a_refused_request_would_be_admitted():
         with batcher._count_lock:
             batcher._queued_rows = 100_000
         assert batcher.retry_after(0) == RETRY_AFTER_MAX_S
-    finally:
-        gate.set()
-        batcher.close()

@@ -80,9 +80,11 @@ class Job:
     shadow: bool = False
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
+    gone: bool = False  # its client left: rows not forwarded yet are dropped, even mid-pass
 
     def cancel(self) -> None:
-        self.future.cancel()
+        self.gone = True
+        self.future.cancel()  # refused once its pass took it: ``gone`` covers that case
 
 
 class Batcher:
@@ -230,6 +232,12 @@ class Batcher:
                 # answered as soon as its last row is done, so its client can send the next
                 # request while the other forwards run (no idle gap between batches).
                 for index in chunks([len(r) for r in rows], self.max_batch_rows, self.max_padding):
+                    kept = [i for i in index if not jobs[owner[i]].gone]
+                    if len(kept) < len(index):  # a pass holds several forwards: clients leave meanwhile
+                        with self._count_lock:
+                            self._pass_rows = max(0, self._pass_rows - (len(index) - len(kept)))
+                        if not (index := kept):
+                            continue
                     batch = route([rows[i] for i in index], [names[i] for i in index])
                     t0 = time.perf_counter()
                     logits = self.run(batch)
@@ -253,7 +261,7 @@ class Batcher:
             log.error("forward failed for %d rows: %s", len(rows), type(exc).__name__)
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
-            pending = [job for job in jobs if not job.future.done()]
+            pending = [job for job in jobs if not job.future.done() and not job.gone]
             if len(jobs) > 1:  # one request's huge batch must not fail the requests it was batched with
                 for job in pending:
                     self._forward([job])

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from bedside.service.batcher import MIN_CHUNK_ROWS, Batcher, chunks
+from bedside.service.batcher import MIN_CHUNK_ROWS, Batcher, Job, chunks
 
 
 def padding(lengths, index) -> float:
@@ -166,3 +166,35 @@ def test_retry_after_is_the_wait_until_a_refused_request_would_be_admitted():
         with batcher._count_lock:
             batcher._queued_rows = 100_000
         assert batcher.retry_after(0) == RETRY_AFTER_MAX_S
+
+
+def test_a_job_whose_client_left_mid_pass_is_not_forwarded():
+    import torch
+
+    from bedside.adapters.encoding import EncodedRow
+    from bedside.adapters.tasks import TaskKind
+
+    forwarded, first_runs, gate = [], threading.Event(), threading.Event()
+
+    def run(batch):
+        forwarded.append(len(batch.rows))
+        first_runs.set()
+        gate.wait(5)
+        return [torch.zeros(2) for _ in batch.rows]
+
+    batcher = Batcher(run, threading.RLock(), max_batch_rows=2, max_wait_ms=0)
+    batcher.close()
+    batcher._thread.join(5)  # the worker stopped: the test runs the pass itself
+    row = EncodedRow([101, 7, 102], TaskKind.sequence)
+    jobs = [Job([row, row], "mortality:v1:0") for _ in range(3)]
+    for job in jobs:
+        job.future.set_running_or_notify_cancel()  # taken by the pass: no longer cancellable
+    worker = threading.Thread(target=batcher._forward, args=(jobs,))
+    worker.start()
+    assert first_runs.wait(5)
+    jobs[1].cancel()  # its client leaves while the pass's first forward runs
+    gate.set()
+    worker.join(5)
+    assert forwarded == [2, 2]  # three jobs of two rows, one forward each: the second never ran
+    assert jobs[0].future.result(1) and jobs[2].future.result(1)
+    assert batcher._pass_rows == 0

@@ -45,14 +45,24 @@ def _print_calibration(title: str, task, result, readout) -> dict:
     from bedside.adapters.metrics import label_ids
     from bedside.adapters.readout import IDENTITY
 
-    from .calibration import describe, scores
+    from .calibration import describe, ece_floor, scores
 
     probs = result.scores(IDENTITY)
     if probs is None:
         return {}
     labels = label_ids(task, result.gold)
-    report = {"before": scores(probs, labels), "after": scores(result.scores(readout), labels)}
-    table = Table("", "NLL", "Brier", "ECE", title=f"{title} · calibration ({describe(readout)})")
+    served = result.scores(readout)
+    report = {"before": scores(probs, labels), "after": scores(served, labels), "ece_floor": ece_floor(served)}
+    floor = report["ece_floor"]
+    table = Table(
+        "",
+        "NLL",
+        "Brier",
+        "ECE",
+        title=f"{title} · calibration ({describe(readout)})",
+        caption=f"ECE of a perfectly calibrated model on {len(labels)} examples, from sampling alone: "
+        f"{floor['mean']:.4f} on average, {floor['p95']:.4f} at the 95th percentile",
+    )
     for name, row in (("softmax", report["before"]), ("served (calibrated)", report["after"])):
         table.add_row(name, *(f"{row[k]:.4f}" for k in ("nll", "brier", "ece")))
     Console().print(table)
@@ -95,7 +105,8 @@ def train(
         result = run(spec, splits, settings, out, backbone=backbone, name=name)
     except (DataError, ValidationError, ValueError, BackboneError, ArtifactError) as exc:
         _fail(str(exc))
-    _print_metrics(f"{spec.name} · {settings.method.value} · test", result.metrics, result.cost, result.intervals)
+    intervals = {f"test_{k}": v for k, v in result.intervals.items()}  # named as the test metrics are
+    _print_metrics(f"{spec.name} · {settings.method.value} · test", result.metrics, result.cost, intervals)
     console.print(f"artifact written to {result.artifact}")
 
 

@@ -77,11 +77,22 @@ def _calibration(m: Manifest) -> str:
     lines = [how, "", "| split | NLL before → after | Brier before → after | ECE before → after |", "|---|---|---|---|"]
     for split in ("validation", "test"):
         if split in c:
-            b, a = c[split]["before"], c[split]["after"]
+            b, a, ci = c[split]["before"], c[split]["after"], c[split].get("after_intervals", {})
+            after = {k: f"{a[k]:.4f}" + (f" [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci else "") for k in a}
             lines.append(
-                f"| {split} (n={c[split]['n']}) | {b['nll']:.4f} → {a['nll']:.4f} | "
-                f"{b['brier']:.4f} → {a['brier']:.4f} | {b['ece']:.4f} → {a['ece']:.4f} |"
+                f"| {split} (n={c[split]['n']}) | {b['nll']:.4f} → {after['nll']} | "
+                f"{b['brier']:.4f} → {after['brier']} | {b['ece']:.4f} → {after['ece']} |"
             )
+    floor = c.get("test", {}).get("ece_floor")
+    if floor:
+        lines += [
+            "",
+            "Brackets: 95 % bootstrap intervals. ECE has none (resampling adds noise that binned ECE "
+            "reads as miscalibration); its yardstick is the ECE a perfectly calibrated model shows on "
+            f"this many test examples from sampling alone: {floor['mean']:.4f} on average, "
+            f"{floor['p95']:.4f} at the 95th percentile. A test ECE below that cannot be told from "
+            "perfect calibration here.",
+        ]
     if c.get("diagram"):
         lines += ["", f"Reliability diagram (test split): `{c['diagram']}` in the training run's folder."]
     bins = [b for b in c.get("reliability_test", []) if b["count"]]

@@ -38,12 +38,17 @@ def brier(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(((probs - onehot) ** 2).sum(1).mean())
 
 
+def _bins(confidence: np.ndarray, bins: int) -> np.ndarray:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+
+
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list[dict]:
     """Per bin of the top label's probability: mean confidence, accuracy and count."""
     confidence, predicted = probs.max(1), probs.argmax(1)
     correct = predicted == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
-    where = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    where = _bins(confidence, bins)
     return [
         {
             "low": float(edges[b]),
@@ -56,20 +61,42 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list
     ]
 
 
+def _ece(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> float:
+    # sum over bins of count/n * |accuracy - confidence| = sum |correct - confident| per bin / n
+    where = _bins(confidence, bins)
+    gap = np.bincount(where, correct.astype(float), bins) - np.bincount(where, confidence, bins)
+    return float(np.abs(gap).sum() / len(confidence))
+
+
 def ece(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
     """Expected calibration error: the count-weighted |accuracy - confidence| over the bins."""
-    total = len(labels)
-    return float(
-        sum(
-            b["count"] / total * abs(b["accuracy"] - b["confidence"])
-            for b in reliability(probs, labels, bins)
-            if b["count"]
-        )
-    )
+    return _ece(probs.max(1), probs.argmax(1) == labels, bins)
 
 
 def scores(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"nll": nll(probs, labels), "brier": brier(probs, labels), "ece": ece(probs, labels)}
+
+
+def score_intervals(probs: np.ndarray, labels: np.ndarray, resamples: int = 1000, seed: int = 0) -> dict:
+    """95 % bootstrap intervals of NLL and Brier: the examples resampled with replacement. ECE
+    gets none: a resample repeats examples, which adds noise that binned ECE reads as
+    miscalibration (a calibrated split's ECE often falls below its own percentile interval);
+    :func:`ece_floor` is its yardstick instead."""
+    rng = np.random.default_rng(seed)
+    drawn = [rng.integers(0, len(labels), len(labels)) for _ in range(resamples)]
+    values = {name: [fn(probs[i], labels[i]) for i in drawn] for name, fn in (("nll", nll), ("brier", brier))}
+    return {k: [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))] for k, v in values.items()}
+
+
+def ece_floor(probs: np.ndarray, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+    """The ECE a perfectly calibrated model shows at this size, from sampling alone: each label
+    drawn from ``probs`` itself (the top label right with its own probability), ECE measured;
+    mean and 95th percentile over the draws. Below the floor, a measured ECE cannot be told from
+    perfect calibration on this many examples."""
+    rng = np.random.default_rng(seed)
+    confidence = probs.max(1)
+    draws = [_ece(confidence, rng.random(len(confidence)) < confidence) for _ in range(resamples)]
+    return {"mean": float(np.mean(draws)), "p95": float(np.quantile(draws, 0.95))}
 
 
 # The search range. On a validation split the adapter gets (nearly) all right, NLL keeps falling
@@ -260,8 +287,11 @@ def fit_on_validation(task: TaskSpec, val, rule: str, calibration: str) -> tuple
     return fit_readout(task, logits, label_ids(task, val.gold), rule, calibration)
 
 
-def report_on_test(task: TaskSpec, test, readout: Readout, report: dict, plot_to: Path | None) -> dict:
-    """``report`` with the held-out test split's scores before and after, and the reliability diagram."""
+def report_on_test(
+    task: TaskSpec, test, readout: Readout, report: dict, plot_to: Path | None, resamples: int = 1000, seed: int = 0
+) -> dict:
+    """``report`` with the held-out test split's scores before and after (after: with 95 %
+    bootstrap intervals and the ECE floor of its size), and the reliability diagram."""
     logits = np.stack([lg.float().numpy() for lg in test.logits])
     labels = label_ids(task, test.gold)
     before, after = softmax(logits), readout.probabilities(logits)
@@ -269,6 +299,9 @@ def report_on_test(task: TaskSpec, test, readout: Readout, report: dict, plot_to
         **report,
         "test": {"before": scores(before, labels), "after": scores(after, labels), "n": int(len(labels))},
     }
+    if resamples:
+        report["test"]["after_intervals"] = score_intervals(after, labels, resamples, seed)
+        report["test"]["ece_floor"] = ece_floor(after, resamples, seed)
     report["reliability_test"] = reliability(after, labels)
     if plot_to is not None:
         reliability_plot(before, after, labels, plot_to, f"{task.name}: test split, {describe(readout)}")

@@ -251,7 +251,9 @@ def train(
         model, SLOT, splits["test"], settings.eval_batch_size, bootstrap=settings.bootstrap, seed=settings.seed
     )
     if calibration is not None:
-        calibration = report_on_test(task, test, slot.readout, calibration, out / "reliability.png")
+        calibration = report_on_test(
+            task, test, slot.readout, calibration, out / "reliability.png", settings.bootstrap, settings.seed
+        )
 
     cost = {
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),

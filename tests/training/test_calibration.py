@@ -16,7 +16,18 @@ from bedside.adapters.tasks import PRESETS
 from bedside.adapters.tiny import tiny_backbone
 from bedside.training import trainer as trainer_module
 from bedside.training.bootstrap import intervals
-from bedside.training.calibration import choose_threshold, fit_readout, fit_temperature, nll, rates, softmax
+from bedside.training.calibration import (
+    choose_threshold,
+    ece,
+    ece_floor,
+    fit_readout,
+    fit_temperature,
+    nll,
+    rates,
+    reliability,
+    score_intervals,
+    softmax,
+)
 from bedside.training.loaders import load_dataset
 from bedside.training.settings import TrainSettings
 from bedside.training.synth import write_synthetic
@@ -140,6 +151,47 @@ def test_bootstrap_intervals_contain_the_point_and_shrink_with_more_data():
     )
 
 
+def _calibrated_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and labels drawn from them: calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    probs = softmax(rng.normal(0, 2, (n, 3)))
+    labels = np.array([rng.choice(3, p=p) for p in probs])
+    return probs, labels
+
+
+def test_ece_is_the_count_weighted_gap_of_the_reliability_bins():
+    probs, labels = _calibrated_sample(300, seed=3)
+    bins = [b for b in reliability(probs, labels) if b["count"]]
+    by_bins = sum(b["count"] / 300 * abs(b["accuracy"] - b["confidence"]) for b in bins)
+    assert ece(probs, labels) == pytest.approx(by_bins, abs=1e-12)
+    wrong = np.roll(probs, 1, axis=1)  # the same confidences on the wrong labels
+    assert ece(wrong, labels) > 3 * ece(probs, labels)
+
+
+def test_the_ece_floor_is_what_calibrated_data_show_and_shrinks_with_size():
+    floors = {}
+    for n in (200, 2000):
+        probs, labels = _calibrated_sample(n, seed=n)
+        floor = ece_floor(probs, resamples=300, seed=0)
+        seen = [ece(*_calibrated_sample(n, seed=1000 + k)) for k in range(40)]
+        # the floor predicts the ECE of fresh calibrated samples of this size
+        assert floor["mean"] == pytest.approx(np.mean(seen), rel=0.25)
+        assert floor["mean"] < floor["p95"]
+        floors[n] = floor["mean"]
+    assert floors[2000] < floors[200] / 2  # about 1/sqrt(10) in theory
+    assert ece_floor(probs, resamples=50, seed=1) == ece_floor(probs, resamples=50, seed=1)
+
+
+def test_calibration_score_intervals_contain_the_point_and_shrink():
+    widths = {}
+    for n in (150, 1500):
+        probs, labels = _calibrated_sample(n, seed=n)
+        ci = score_intervals(probs, labels, resamples=300, seed=0)
+        assert ci["nll"][0] <= nll(probs, labels) <= ci["nll"][1]
+        widths[n] = ci["brier"][1] - ci["brier"][0]
+    assert widths[1500] < widths[150] / 2
+
+
 # -- through training, the artifact and serving --------------------------------------------
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
@@ -171,6 +223,11 @@ def test_training_fits_and_stores_the_readout(synth, tmp_path):
     assert record["calibration"]["method"] == manifest.readout.method and named[manifest.readout.method] in card
     assert "held_out_nll" in record["calibration"] and "Chosen by held-out NLL" in card  # auto, the default
     assert manifest.data["sizes"]["train"] == len(splits["train"])
+    test = record["calibration"]["test"]
+    for key in ("nll", "brier"):
+        assert test["after_intervals"][key][0] <= test["after"][key] <= test["after_intervals"][key][1], key
+    assert 0 < test["ece_floor"]["mean"] < test["ece_floor"]["p95"]
+    assert "sampling alone" in card
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(synth, tmp_path, monkeypatch):

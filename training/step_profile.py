@@ -5,13 +5,16 @@ of the same data, ``--steps`` optimiser steps, then the step time, the peak and 
 the activation memory the autograd tape holds for the longest batch. Variants name what they
 change from the default recipe: ``peft`` (PEFT's own LoRA forward, not fused), ``dropout``
 (LoRA dropout 0.1 and the base's attention dropout, as the paper recipe), ``heap`` (glibc's
-default allocator thresholds), ``full`` (full fine-tuning); ``+`` combines them.
+default allocator thresholds), ``mmapN`` (the fixed mmap threshold at N MB instead of 1),
+``thp`` (glibc asks for transparent huge pages: fewer, larger page faults), ``full`` (full
+fine-tuning); ``+`` combines them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -19,6 +22,9 @@ import time
 from pathlib import Path
 
 from .settings import TrainSettings
+
+# glibc reads its tunables at start only: a variant's process gets them in its environment.
+THP_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
 
 
 def _rss_mb() -> float:
@@ -36,12 +42,14 @@ def measure(task_name: str, data: str, variant: str, steps: int, batch_size: int
 
     from .fused_lora import fused_lora
     from .loaders import load_dataset
-    from .memory import steady_heap
+    from .memory import THRESHOLD, steady_heap
     from .trainer import SLOT, build, optimizer_for
 
     parts = set(filter(None, variant.split("+")))
-    if "heap" not in parts:
-        steady_heap()
+    megabytes = [float(p[len("mmap") :]) for p in parts if p.startswith("mmap")]
+    threshold = None if "heap" in parts else int(megabytes[0] * 2**20) if megabytes else THRESHOLD
+    if threshold is not None:
+        steady_heap(threshold)
     update: dict = {"batch_size": batch_size}
     if "dropout" in parts:
         update.update(dropout=0.1, attention_dropout=None)
@@ -89,6 +97,8 @@ def measure(task_name: str, data: str, variant: str, steps: int, batch_size: int
         "final_rss_mb": _rss_mb(),
         "saved_activations_mb_longest_batch": activations / 2**20,
         "fused_lora_layers": n_fused,
+        "mmap_threshold_mb": None if threshold is None else threshold / 2**20,  # None: glibc's own
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
 
@@ -101,7 +111,8 @@ def run_variants(task: str, data: str, variants: list[str], steps: int, batch_si
         code = "import json, sys; from bedside.training.step_profile import measure; "
         code += "print('RESULT ' + json.dumps(measure(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), "
         code += "int(sys.argv[5]), sys.argv[6])))"
-        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+        env = {**os.environ, **(THP_ENV if "thp" in variant.split("+") else {})}
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, env=env)
         line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             raise RuntimeError(f"variant {variant!r} failed: {done.stderr[-2000:]}")
@@ -125,6 +136,7 @@ def write(results: list[dict], folder: Path, meta: dict) -> Path:
         "saved_activations_mb_longest_batch",
         "fused_lora_layers",
         "trainable_params",
+        "mmap_threshold_mb",
     ]
     return reporting.write(
         folder,

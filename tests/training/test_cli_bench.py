@@ -133,9 +133,12 @@ def test_step_profile_measures_each_variant_in_its_own_process(synth, served_fol
     app = typer.Typer()
     app.command()(step_bench)
     args = ["--task", "ner", "--data", str(synth["ner"]), "--backbone", str(served_folder), "--steps", "2"]
-    result = CliRunner().invoke(app, [*args, "--batch-size", "4", "--variants", ",peft", "--out", str(tmp_path)])
+    variants = ",peft,mmap4+thp"
+    result = CliRunner().invoke(app, [*args, "--batch-size", "4", "--variants", variants, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    default, peft = json.loads((tmp_path / "step.json").read_text())["results"]
+    default, peft, huge = json.loads((tmp_path / "step.json").read_text())["results"]
+    assert default["mmap_threshold_mb"] == 1 and huge["mmap_threshold_mb"] == 4
+    assert "hugetlb=1" in huge["glibc_tunables"] and "hugetlb" not in default["glibc_tunables"]
     assert default["variant"] == "default" and default["fused_lora_layers"] > 0 and peft["fused_lora_layers"] == 0
     assert default["time_vs_first"] == 1.0 and peft["steps"] == default["steps"] == 2
     assert default["saved_activations_mb_longest_batch"] > 0 and default["peak_rss_mb"] >= default["final_rss_mb"] * 0.5

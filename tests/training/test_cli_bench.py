@@ -143,3 +143,21 @@ def test_step_profile_measures_each_variant_in_its_own_process(synth, served_fol
     assert default["time_vs_first"] == 1.0 and peft["steps"] == default["steps"] == 2
     assert default["saved_activations_mb_longest_batch"] > 0 and default["peak_rss_mb"] >= default["final_rss_mb"] * 0.5
     assert (tmp_path / "step.png").stat().st_size > 0
+
+
+def test_interleaved_variants_take_turns_in_one_process_with_a_ratio_interval(synth, served_folder, tmp_path):
+    from bedside.training.cli_bench import step_bench
+
+    app = typer.Typer()
+    app.command()(step_bench)
+    args = ["--task", "ner", "--data", str(synth["ner"]), "--backbone", str(served_folder), "--steps", "4"]
+    args += ["--batch-size", "4", "--interleave", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--variants", ",full"])
+    assert result.exit_code == 0, result.output
+    lora, full = json.loads((tmp_path / "step.json").read_text())["results"]
+    assert lora["time_vs_first"] == 1.0 and lora["steps"] == full["steps"] == 3  # the first step is a warm-up
+    assert full["time_vs_first_low"] <= full["time_vs_first"] <= full["time_vs_first_high"]
+    assert full["trainable_params"] > 2 * lora["trainable_params"] and lora["fused_lora_layers"] > 0
+    assert lora["process_peak_rss_mb"] == full["process_peak_rss_mb"] > 0
+    mixed = CliRunner().invoke(app, [*args, "--variants", ",heap"])  # allocator settings differ: not one process
+    assert mixed.exit_code == 2 and "same for all" in mixed.output

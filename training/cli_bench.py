@@ -80,9 +80,12 @@ def train_bench(
     def ours(settings: TrainSettings) -> dict:
         with tempfile.TemporaryDirectory(prefix="bedside-bench-train-") as tmp:
             r = train(spec, splits, settings, Path(tmp) / "run", backbone=load_backbone(backbone))
+        low, high = r.intervals.get(primary_metric(spec)) or (None, None)
         return {
             "train_examples_per_s": r.cost["train_examples_per_s"],
             metric: r.metrics[metric],
+            f"{metric}_low": low,  # the run's 95 % bootstrap interval of the test metric
+            f"{metric}_high": high,
             "trainable_params": r.cost["trainable_params"],
             "eval_examples_per_s": r.cost["eval_examples_per_s"],
         }
@@ -151,6 +154,8 @@ def train_bench(
         "seed",
         "train_examples_per_s",
         metric,
+        f"{metric}_low",
+        f"{metric}_high",
         f"{metric}_std",
         "trainable_params",
         "eval_examples_per_s",

@@ -85,6 +85,8 @@ def test_lora_against_full_fine_tuning(synth, served_folder, tmp_path):
     assert [r["trainer"] for r in means] == ["lora (bedside trainer)", "full fine-tuning (bedside trainer)"]
     assert means[0]["trainable_params"] < means[1]["trainable_params"]  # LoRA trains a small share
     assert data["summary"]["metric"] == "test_auroc" and data["summary"]["compare"] == "methods"
+    for run in (r for r in data["results"] if r["seed"] != "mean"):  # each side's run with its interval
+        assert run["test_auroc_low"] <= run["test_auroc"] <= run["test_auroc_high"]
     bad = CliRunner().invoke(_app(), [*args, "--compare", "speed", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "trainers or methods" in bad.output
 

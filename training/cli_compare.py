@@ -60,9 +60,11 @@ def compare(
         if split not in splits:
             _fail(f"no {split!r} split in {data}; found {list(splits)}")
         examples = splits[split]
-        base = load_backbone(backbone or artifacts[a].manifest.base.name)
         results, scored = {}, {}
         for v, artifact in artifacts.items():
+            # A base of its own per version: a LoRA version wraps the encoder's layers in place, and
+            # a full fine-tuning version overwrites its weights; either would change the other's.
+            base = load_backbone(backbone or artifacts[a].manifest.base.name)
             model = build_model(artifact, base, name=v)
             results[v] = evaluate(model, v, examples, batch_size)
             scored[v] = results[v].scores(model.slots[v].readout)

@@ -74,3 +74,37 @@ def test_the_command_prints_differences_with_intervals_and_writes_them(two_store
         assert d["low"] <= d["b_minus_a"] <= d["high"]
     missing = CliRunner().invoke(app, ["mortality", "v1", "v9", "--data", str(data), "--store", str(two_stored)])
     assert missing.exit_code == 2 and "not_found" in missing.output
+
+
+def test_a_lora_and_a_full_fine_tuning_version_each_score_on_their_own_base(tmp_path, served_folder):
+    """A LoRA version wraps the base's layers and a full fine-tuning version overwrites its weights:
+    each must be scored on a base of its own, whichever order they come in."""
+    import typer
+
+    from bedside.adapters.artifact import Method
+    from bedside.adapters.backbones import load_backbone
+    from bedside.adapters.registry import Registry
+    from bedside.training.cli_compare import compare
+    from bedside.training.loaders import load_dataset
+    from bedside.training.settings import TrainSettings
+    from bedside.training.synth import write_synthetic
+    from bedside.training.trainer import train
+
+    data = write_synthetic(tmp_path / "synth", seed=4, size=40)["mortality"]
+    splits = {k: v[:24] for k, v in load_dataset(data, TASK).items()}
+    registry = Registry(tmp_path / "store")
+    for method in (Method.lora, Method.full):
+        settings = TrainSettings(method=method, epochs=1, batch_size=8, max_length=48, bootstrap=0, lr=1e-2)
+        run = train(TASK, splits, settings, tmp_path / method.value, load_backbone(str(served_folder)), progress=False)
+        registry.push(run.artifact, task="mortality")
+    app = typer.Typer()
+    app.command()(compare)
+    metrics = {}
+    for a, b in (("v1", "v2"), ("v2", "v1")):
+        out = tmp_path / f"{a}{b}.json"
+        args = ["mortality", a, b, "--data", str(data), "--store", str(tmp_path / "store"), "--bootstrap", "20"]
+        result = CliRunner().invoke(app, [*args, "--backbone", str(served_folder), "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        metrics[a, b] = json.loads(out.read_text())["metrics"]
+    assert metrics["v1", "v2"] == metrics["v2", "v1"]
+    assert metrics["v1", "v2"]["v1"] != metrics["v1", "v2"]["v2"]  # two different models were scored

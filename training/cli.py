@@ -115,6 +115,7 @@ def evaluate(
     data: Path = typer.Option(..., exists=True, help="data file or folder"),
     split: str = typer.Option("test", help="train | val | test"),
     format: Optional[str] = typer.Option(None),
+    label_map: Optional[Path] = typer.Option(None, help="CSV/JSON mapping raw labels to task labels (as in training)"),
     backbone: Optional[str] = typer.Option(None, help="override the base named in the manifest"),
     batch_size: int = typer.Option(64),
     backend: str = typer.Option(
@@ -145,7 +146,7 @@ def evaluate(
     try:
         artifact = load_artifact(adapter)
         m = artifact.manifest
-        splits = load_dataset(data, m.task, format)
+        splits = load_dataset(data, m.task, format, **({"label_map": str(label_map)} if label_map else {}))
         if split not in splits:
             _fail(f"no {split!r} split in {data}; found {list(splits)}")
         examples = splits[split]

@@ -72,6 +72,22 @@ def test_the_command_prints_differences_with_intervals_and_writes_them(two_store
     for key, d in written["differences"].items():
         assert d["b_minus_a"] == pytest.approx(written["metrics"]["v2"][key] - written["metrics"]["v1"][key], abs=1e-9)
         assert d["low"] <= d["b_minus_a"] <= d["high"]
+    # --label-map, as in training: the same notes as a plain CSV, its raw flags' meaning turned around
+    generic = tmp_path / "generic"
+    generic.mkdir()
+    for split in ("train", "val", "test"):
+        text = (data / f"{split}.csv").read_text()
+        (generic / f"{split}.csv").write_text(text.replace("hospital_expire_flag", "label", 1))
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text("value,name\n0,died\n1,survived\n")
+    flipped = tmp_path / "flipped.json"
+    plain = [*args[:3], "--data", str(generic), *args[5:], "--backbone", str(served_folder), "--format", "csv"]
+    result = CliRunner().invoke(app, [*plain, "--label-map", str(swapped), "--json", str(flipped)])
+    assert result.exit_code == 0, result.output
+    for version, scores in json.loads(flipped.read_text())["metrics"].items():
+        assert scores["accuracy"] == pytest.approx(1 - written["metrics"][version]["accuracy"])
+    wrong = CliRunner().invoke(app, [*args, "--backbone", str(served_folder), "--label-map", str(swapped)])
+    assert wrong.exit_code == 2 and "does not take option" in wrong.output  # MIMIC's flag needs no map
     missing = CliRunner().invoke(app, ["mortality", "v1", "v9", "--data", str(data), "--store", str(two_stored)])
     assert missing.exit_code == 2 and "not_found" in missing.output
 

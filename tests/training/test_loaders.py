@@ -369,7 +369,7 @@ def test_format_inference_and_refusals(tmp_path):
         load_dataset(conll, MORTALITY)
     with pytest.raises(DataError, match="unknown format"):
         load_dataset(conll, NER, format="xml")
-    with pytest.raises(TypeError, match="does not take option"):
+    with pytest.raises(DataError, match="does not take option"):
         load_dataset(conll, NER, text_column="x")
 
 

@@ -157,5 +157,5 @@ def load_dataset(path: str | Path, task: TaskSpec, format: str | None = None, **
     accepted = [p for p in inspect.signature(loader).parameters if p not in ("path", "task")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise TypeError(f"format {name!r} does not take option(s) {unknown}; it takes {accepted}")
+        raise DataError(f"format {name!r} does not take option(s) {unknown}; it takes {accepted}", file=path)
     return loader(path, task, **options)

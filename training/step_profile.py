@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .settings import TrainSettings
 
@@ -192,7 +193,7 @@ def interleaved(
     return results
 
 
-def _in_fresh_process(function: str, args: list[str], thp: bool) -> list | dict:
+def _in_fresh_process(function: str, args: list[Any], thp: bool) -> Any:
     """``function`` of this module run in a new interpreter (its own peak RSS and allocator settings)."""
     code = f"import json, sys; from bedside.training.step_profile import {function} as f; "
     code += "print('RESULT ' + json.dumps(f(*json.loads(sys.argv[1]))))"

@@ -122,7 +122,8 @@ class Batcher:
     def submit(self, rows: list[EncodedRow], slot: str, shadow: bool = False, admitted: bool = False) -> Job:
         """Queue a request's rows; QueueFull when they would pass the row bound, or when the rows
         already waiting would take longer than ``max_queue_wait_s`` at the measured rate (an empty
-        queue always admits: no wait is shorter). ``shadow``: refused unless the queue, with
+        queue always admits: no wait is shorter; before any rate is measured, a queue takes one
+        pass's worth of rows, ``cold_rows``). ``shadow``: refused unless the queue, with
         these rows, holds at most ``shadow_queue_rows``. ``admitted``: a later stage of a request
         the queue took already (extract's pairs after its NER), bounded by its own limit: queued
         whatever waits, so the work done for its first stage is never thrown away."""
@@ -133,6 +134,8 @@ class Batcher:
             waiting = self._queued_rows + self._pass_rows
             slow = self.max_queue_wait_s and self.rate and waiting and not admitted
             if slow and (waiting + len(rows)) / self.rate > self.max_queue_wait_s:
+                raise QueueFull
+            if self._cold(waiting) and waiting + len(rows) > self.cold_rows and not admitted:
                 raise QueueFull
             self._queued_rows += len(rows)
         metrics.QUEUE_ROWS.inc(len(rows))
@@ -148,7 +151,19 @@ class Batcher:
             if self._queued_rows >= self.max_queue_rows:
                 return False
             waiting = self._queued_rows + self._pass_rows
+            if self._cold(waiting) and waiting >= self.cold_rows:
+                return False
             return not (self.max_queue_wait_s and self.rate and waiting / self.rate > self.max_queue_wait_s)
+
+    @property
+    def cold_rows(self) -> int:
+        """Rows a queue with no measured rate takes: one pass's worth (the first forward measures it)."""
+        return self.max_batch_rows * PASS_FORWARDS
+
+    def _cold(self, waiting: int) -> bool:
+        # No forward has run yet, so the wait bound cannot see what it would admit: after a restart
+        # a burst would otherwise be queued whole, and most of it answered 504 long after, not 429.
+        return bool(self.max_queue_wait_s and not self.rate and waiting)
 
     def retry_after(self, rows: int = 0) -> int:
         """Whole seconds until ``rows`` more would be admitted at the measured rate (the

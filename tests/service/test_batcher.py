@@ -198,3 +198,24 @@ def test_a_job_whose_client_left_mid_pass_is_not_forwarded():
     assert forwarded == [2, 2]  # three jobs of two rows, one forward each: the second never ran
     assert jobs[0].future.result(1) and jobs[2].future.result(1)
     assert batcher._pass_rows == 0
+
+
+def test_before_any_forward_is_measured_the_queue_takes_one_pass_of_rows():
+    from bedside.service.batcher import PASS_FORWARDS, QueueFull
+
+    with stalled_batcher(max_batch_rows=4, max_queue_wait_s=0.5) as batcher:
+        assert batcher.rate == 0 and batcher.cold_rows == 4 * PASS_FORWARDS
+        with batcher._count_lock:
+            batcher._queued_rows = batcher.cold_rows - 2  # a burst right after a start
+        assert batcher.admits()
+        assert batcher.submit([object()] * 2, "ner:v1:0")  # fills one pass exactly
+        assert not batcher.admits()
+        with pytest.raises(QueueFull):
+            batcher.submit([object()], "ner:v1:0")
+        assert batcher.submit([object()] * 3, "relations:v1:0", admitted=True)  # a later stage still joins
+        batcher.rate = 1000.0  # the first forward measured the rate: the wait bound decides again
+        assert batcher.admits() and batcher.submit([object()], "ner:v1:0")
+    with stalled_batcher(max_batch_rows=4) as unbounded:  # no wait bound: only the row bound applies
+        with unbounded._count_lock:
+            unbounded._queued_rows = 100
+        assert unbounded.admits()

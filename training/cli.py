@@ -19,6 +19,8 @@ from bedside.adapters.tasks import resolve_task
 from .settings import TrainSettings
 
 console = Console(stderr=True)
+# The same flag wherever labelled data is read (train, evaluate, adapters compare).
+LABEL_MAP = typer.Option(None, help="CSV/JSON mapping raw labels to task labels")
 
 
 def _fail(message: str) -> None:
@@ -76,7 +78,7 @@ def train(
     out: Path = typer.Option(..., help="run folder: artifact/ (the adapter), metrics.json, log.csv"),
     format: Optional[str] = typer.Option(None, help="mimic-csv | i2b2 | conll | re-tsv | csv | jsonl (inferred)"),
     backbone: str = typer.Option("embedded", help="embedded, embedded:layers=K, a folder or a hub id"),
-    label_map: Optional[Path] = typer.Option(None, help="CSV/JSON mapping raw labels to task labels"),
+    label_map: Optional[Path] = LABEL_MAP,
     name: Optional[str] = typer.Option(None, help="adapter name in the manifest"),
     *,
     overrides: dict,
@@ -92,10 +94,9 @@ def train(
     try:
         spec = resolve_task(task)
         settings = TrainSettings(**overrides)
-        options = {"label_map": str(label_map)} if label_map else {}
         with warnings.catch_warnings(record=True):  # notes are printed below instead
             warnings.simplefilter("always")
-            splits = load_dataset(data, spec, format, **options)
+            splits = load_dataset(data, spec, format, label_map=label_map)
         for note in getattr(splits, "notes", []):
             console.print(f"[yellow]note:[/yellow] {note}")
         console.print(
@@ -115,7 +116,7 @@ def evaluate(
     data: Path = typer.Option(..., exists=True, help="data file or folder"),
     split: str = typer.Option("test", help="train | val | test"),
     format: Optional[str] = typer.Option(None),
-    label_map: Optional[Path] = typer.Option(None, help="CSV/JSON mapping raw labels to task labels (as in training)"),
+    label_map: Optional[Path] = LABEL_MAP,
     backbone: Optional[str] = typer.Option(None, help="override the base named in the manifest"),
     batch_size: int = typer.Option(64),
     backend: str = typer.Option(
@@ -146,7 +147,7 @@ def evaluate(
     try:
         artifact = load_artifact(adapter)
         m = artifact.manifest
-        splits = load_dataset(data, m.task, format, **({"label_map": str(label_map)} if label_map else {}))
+        splits = load_dataset(data, m.task, format, label_map=label_map)
         if split not in splits:
             _fail(f"no {split!r} split in {data}; found {list(splits)}")
         examples = splits[split]

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli import LABEL_MAP
+
 console = Console()
 
 
@@ -26,7 +28,7 @@ def compare(
     data: Path = typer.Option(..., exists=True, help="labelled data file or folder"),
     split: str = typer.Option("test", help="train | val | test"),
     format: Optional[str] = typer.Option(None),
-    label_map: Optional[Path] = typer.Option(None, help="CSV/JSON mapping raw labels to task labels (as in training)"),
+    label_map: Optional[Path] = LABEL_MAP,
     store: Optional[Path] = typer.Option(
         None, "--store", help="store folder (default: $BEDSIDE_STORE, else ~/.local/share/bedside/store)"
     ),
@@ -57,7 +59,7 @@ def compare(
         spec = artifacts[a].manifest.task
         if artifacts[b].manifest.task.labels != spec.labels:
             _fail(f"{a} and {b} answer different labels: they cannot be compared")
-        splits = load_dataset(data, spec, format, **({"label_map": str(label_map)} if label_map else {}))
+        splits = load_dataset(data, spec, format, label_map=label_map)
         if split not in splits:
             _fail(f"no {split!r} split in {data}; found {list(splits)}")
         examples = splits[split]

@@ -137,7 +137,8 @@ def load_dataset(path: str | Path, task: TaskSpec, format: str | None = None, **
 
     ``format`` is one of :data:`FORMATS` or None to infer it (see
     :func:`infer_format`). ``options`` go to the format's loader
-    (e.g. ``label_map=``, ``text_column=``, ``seed=``, ``val_fraction=``).
+    (e.g. ``label_map=``, ``text_column=``, ``seed=``, ``val_fraction=``); one given as None is
+    left out (the loader's default), so a command passes its optional flags through as they are.
     The result is a dict subclass whose ``notes`` list what was decided for
     you (made-up splits), also issued as :class:`DataWarning`.
     """
@@ -154,6 +155,7 @@ def load_dataset(path: str | Path, task: TaskSpec, format: str | None = None, **
             file=path,
         )
     loader = LOADERS[name]
+    options = {k: v for k, v in options.items() if v is not None}
     accepted = [p for p in inspect.signature(loader).parameters if p not in ("path", "task")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:

@@ -194,8 +194,9 @@ def step_bench(
     task: str = typer.Option(..., help="a preset task or a task spec file"),
     data: Path = typer.Option(..., exists=True, help="data file or folder (its train split is used)"),
     variants: str = typer.Option(
-        ",peft,peft+dropout+heap,heap,full,full+heap",
-        help="comma-separated; empty: the default recipe; peft, dropout, heap, full change it (joined by +)",
+        ",torchdropout,peft,peft+dropout+heap+torchdropout,heap,full,full+heap",
+        help="comma-separated; empty: the default recipe; peft, dropout, torchdropout, heap, mmapN, thp, full "
+        "change it (joined by +)",
     ),
     steps: int = typer.Option(20, min=1, help="optimiser steps per variant"),
     batch_size: int = typer.Option(32, min=1),
@@ -208,12 +209,13 @@ def step_bench(
     ),
 ) -> None:
     """Where a training step's time and memory go: each variant in a fresh process, same batches."""
-    from .step_profile import run_variants, write
+    from .step_profile import check_variants, run_variants, write
 
     names = [v.strip() for v in variants.split(",")]
     how = "taking turns in one process" if interleave else "one process per variant"
     console.print(f"{len(names)} variants, {steps} steps of {batch_size} each, {how}")
     try:
+        check_variants(names)
         results = run_variants(task, str(data), names, steps, batch_size, backbone, interleave)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")

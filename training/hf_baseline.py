@@ -99,6 +99,7 @@ def train_hf(
             seed=settings.seed,
             data_seed=settings.seed,
             dataloader_num_workers=0,
+            train_sampling_strategy="group_by_length" if settings.group_by_length else "random",  # as bedside's
             use_cpu=settings.device == "cpu" or not torch.cuda.is_available(),
             disable_tqdm=not progress,
         )

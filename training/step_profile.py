@@ -6,8 +6,9 @@ the activation memory the autograd tape holds for the longest batch. Variants na
 change from the default recipe: ``peft`` (PEFT's own LoRA forward, not fused), ``dropout``
 (LoRA dropout 0.1 and the base's attention dropout, as the paper recipe), ``heap`` (glibc's
 default allocator thresholds), ``mmapN`` (the fixed mmap threshold at N MB instead of 1),
-``thp`` (glibc asks for transparent huge pages: fewer, larger page faults), ``full`` (full
-fine-tuning); ``+`` combines them.
+``thp`` (glibc asks for transparent huge pages: fewer, larger page faults), ``torchdropout``
+(torch's own dropout masks, not the cheaper ones), ``ungrouped`` (plain shuffled batches, not
+grouped by length), ``full`` (full fine-tuning); ``+`` combines them.
 """
 
 from __future__ import annotations
@@ -34,8 +35,21 @@ def _rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
+CHANGES = ("peft", "dropout", "torchdropout", "ungrouped", "heap", "thp", "full")  # and mmapN
+
+
 def _parts(variant: str) -> set[str]:
-    return set(filter(None, variant.split("+")))
+    parts = set(filter(None, variant.split("+")))
+    for part in parts:
+        if part not in CHANGES and not (part.startswith("mmap") and part[4:].replace(".", "", 1).isdigit()):
+            raise ValueError(f"unknown change {part!r} in variant {variant!r}: use {', '.join(CHANGES)} or mmapN")
+    return parts
+
+
+def check_variants(variants: list[str]) -> None:
+    """Raise ValueError on a variant naming a change this bench does not know."""
+    for variant in variants:
+        _parts(variant)
 
 
 def _heap(parts: set[str]) -> int | None:
@@ -66,6 +80,7 @@ def _setup(task_name: str, data: str, parts: set[str], steps: int, batch_size: i
     from bedside.adapters.backbones import load_backbone
     from bedside.adapters.tasks import resolve_task
 
+    from .batching import epoch_batches
     from .loaders import load_dataset
     from .trainer import SLOT, build, optimizer_for
 
@@ -80,16 +95,24 @@ def _setup(task_name: str, data: str, parts: set[str], steps: int, batch_size: i
     slot = model.slots[SLOT]
     examples = load_dataset(data, task)["train"][: steps * batch_size]
     items = [slot.kind.encode_example(slot.encoder, e) for e in examples]
-    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(0)).tolist()
-    batches = [[items[j] for j in order[i : i + batch_size]] for i in range(0, len(order), batch_size)]
+    lengths = [item.longest for item in items]
+    order = epoch_batches(lengths, batch_size, torch.Generator().manual_seed(0), "ungrouped" not in parts)
+    batches = [[items[j] for j in b] for b in order]
     model.train()
     return model, optimizer_for(model, settings), settings, batches
 
 
+@contextlib.contextmanager
 def _fused(model, parts: set[str]):
+    """The trainer's fused LoRA layers and cheaper dropout masks, unless the variant turns them off;
+    yields how many LoRA layers run fused and how many dropouts draw the cheaper masks."""
+    from .fast_dropout import fast_dropout
     from .fused_lora import fused_lora
 
-    return contextlib.nullcontext(0) if "peft" in parts else fused_lora(model)
+    with contextlib.ExitStack() as stack:
+        fused = 0 if "peft" in parts else stack.enter_context(fused_lora(model))
+        dropouts = 0 if "torchdropout" in parts else stack.enter_context(fast_dropout(model))
+        yield fused, dropouts
 
 
 def _step(model, optimizer, settings: TrainSettings, batch) -> None:
@@ -103,10 +126,11 @@ def _step(model, optimizer, settings: TrainSettings, batch) -> None:
     optimizer.step()
 
 
-def _described(variant: str, model, n_fused: int, threshold: int | None) -> dict:
+def _described(variant: str, model, counts: tuple[int, int], threshold: int | None) -> dict:
     return {
         "variant": variant or "default",
-        "fused_lora_layers": n_fused,
+        "fused_lora_layers": counts[0],
+        "fast_dropout_layers": counts[1],
         "mmap_threshold_mb": None if threshold is None else threshold / 2**20,  # None: glibc's own
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -122,7 +146,7 @@ def measure(task_name: str, data: str, variant: str, steps: int, batch_size: int
     parts = _parts(variant)
     threshold = _heap(parts)
     model, optimizer, settings, batches = _setup(task_name, data, parts, steps, batch_size, backbone)
-    with _fused(model, parts) as n_fused:
+    with _fused(model, parts) as counts:
         longest = max(batches, key=lambda b: max(len(r) for it in b for r in it.rows))
         saved: dict[int, int] = {}
 
@@ -141,7 +165,7 @@ def measure(task_name: str, data: str, variant: str, steps: int, batch_size: int
             _step(model, optimizer, settings, batch)
         seconds = time.perf_counter() - start
     return {
-        **_described(variant, model, n_fused, threshold),
+        **_described(variant, model, counts, threshold),
         "steps": len(batches),
         "seconds_per_step": seconds / len(batches),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -234,7 +258,7 @@ def write(results: list[dict], folder: Path, meta: dict) -> Path:
     )
     ratio = ["time_vs_first", "time_vs_first_low", "time_vs_first_high"] if paired else ["time_vs_first"]
     columns = ["variant", "steps", "seconds_per_step", *ratio, *memory]
-    columns += ["fused_lora_layers", "trainable_params", "mmap_threshold_mb"]
+    columns += ["fused_lora_layers", "fast_dropout_layers", "trainable_params", "mmap_threshold_mb"]
     bars = {"s per step ×1000": "seconds_per_step"}
     if not paired:
         bars = {"peak RSS (MB)": "peak_rss_mb", **bars}
@@ -250,7 +274,7 @@ def write(results: list[dict], folder: Path, meta: dict) -> Path:
                 results,
                 "variant",
                 bars,
-                f"a training step ({meta['task']}, batch {meta['batch_size']}; {how})",
+                f"a training step ({Path(meta['task']).name}, batch {meta['batch_size']}; {how})",
                 d / "step.png",
                 scale={"seconds_per_step": 1000},
             )

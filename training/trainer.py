@@ -30,8 +30,10 @@ from bedside.adapters.metrics import primary_metric
 from bedside.adapters.multi import MultiAdapterModel
 from bedside.adapters.tasks import TaskSpec
 
+from .batching import epoch_batches
 from .calibration import fit_on_validation, report_on_test
 from .evaluation import EvalResult, evaluate, smoke_examples
+from .fast_dropout import fast_dropout
 from .fused_lora import fused_lora
 from .loaders.sampling import few_shot
 from .memory import steady_heap
@@ -158,6 +160,7 @@ def train(
     kind = model.slots[SLOT].kind
     items = [kind.encode_example(encoder, e) for e in train_examples]  # one row each, or a note's chunks
     val_items = [kind.encode_example(encoder, e) for e in splits["val"]]
+    lengths = [item.longest for item in items]
     if settings.class_weights and kind.label_answers:  # inverse label frequency, mean weight 1
         counts = torch.bincount(torch.tensor([item.rows[0].label for item in items]), minlength=task.num_labels)
         weight = counts.sum() / (task.num_labels * counts.clamp(min=1).float())
@@ -182,21 +185,18 @@ def train(
     stopped_by_budget = stopped_early = False
     history = []
     loop_seconds, seen = 0.0, 0  # optimiser steps only (no evaluation): the training throughput
-    with fused_lora(model) as fused:  # the same LoRA math, fewer passes over memory
+    # the same LoRA math and the same dropout, fewer passes over memory and cheaper random masks
+    with fused_lora(model) as fused, fast_dropout(model) as dropouts:
         for epoch in range(1, settings.epochs + 1):
             model.train()
-            order = torch.randperm(len(items), generator=generator).tolist()
+            batches = epoch_batches(lengths, settings.batch_size, generator, settings.group_by_length)
             bar = tqdm(
-                range(0, len(order), settings.batch_size),
-                desc=f"epoch {epoch}/{settings.epochs}",
-                disable=not progress,
-                leave=False,
-                unit="batch",
+                batches, desc=f"epoch {epoch}/{settings.epochs}", disable=not progress, leave=False, unit="batch"
             )
             losses = []
             loop_start = time.perf_counter()
-            for i in bar:
-                picked = [items[j] for j in order[i : i + settings.batch_size]]
+            for indices in bar:
+                picked = [items[j] for j in indices]
                 batch = [row for item in picked for row in item.rows]
                 groups = [g for g, item in enumerate(picked) for _ in item.rows]
                 with autocast:
@@ -265,6 +265,7 @@ def train(
         "stopped_by_time_budget": stopped_by_budget,
         "stopped_early": stopped_early,
         "fused_lora_layers": fused,
+        "fast_dropout_layers": dropouts,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
         "eval_examples_per_s": round(test.throughput, 2),

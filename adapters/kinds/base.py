@@ -32,6 +32,11 @@ class EncodedItem:
     def windows(self) -> int:
         return len(self.rows)
 
+    @property
+    def longest(self) -> int:
+        """Tokens of the longest row: what a batch is padded to."""
+        return max((len(row) for row in self.rows), default=0)
+
 
 class KindStrategy:
     """The behaviour of one task kind. Subclasses set the class attributes and override what differs."""

@@ -135,10 +135,11 @@ def test_step_profile_measures_each_variant_in_its_own_process(synth, served_fol
     app = typer.Typer()
     app.command()(step_bench)
     args = ["--task", "ner", "--data", str(synth["ner"]), "--backbone", str(served_folder), "--steps", "2"]
-    variants = ",peft,mmap4+thp"
+    variants = ",peft+torchdropout,mmap4+thp"
     result = CliRunner().invoke(app, [*args, "--batch-size", "4", "--variants", variants, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     default, peft, huge = json.loads((tmp_path / "step.json").read_text())["results"]
+    assert default["fast_dropout_layers"] > 0 and peft["fast_dropout_layers"] == 0
     assert default["mmap_threshold_mb"] == 1 and huge["mmap_threshold_mb"] == 4
     assert "hugetlb=1" in huge["glibc_tunables"] and "hugetlb" not in default["glibc_tunables"]
     assert default["variant"] == "default" and default["fused_lora_layers"] > 0 and peft["fused_lora_layers"] == 0
@@ -163,3 +164,5 @@ def test_interleaved_variants_take_turns_in_one_process_with_a_ratio_interval(sy
     assert lora["process_peak_rss_mb"] == full["process_peak_rss_mb"] > 0
     mixed = CliRunner().invoke(app, [*args, "--variants", ",heap"])  # allocator settings differ: not one process
     assert mixed.exit_code == 2 and "same for all" in mixed.output
+    typo = CliRunner().invoke(app, [*args, "--variants", ",torchdropuot"])  # not silently the default recipe
+    assert typo.exit_code == 2 and "unknown change 'torchdropuot'" in " ".join(typo.output.split())

@@ -112,3 +112,24 @@ def test_every_long_input_strategy_trains_and_serves_the_same_way(strategy, synt
     assert answer["windows"] == (1 if strategy != "chunks" else answer["windows"]) and answer["windows"] >= 1
     if strategy == "chunks":
         assert answer["windows"] > 1
+
+
+def test_training_batches_are_grouped_by_length_unless_asked_not_to(synth, tmp_path, monkeypatch):
+    task = PRESETS["ner"]  # sentences of 12 to 55 tokens
+    splits = {**small(load_dataset(synth["ner"], task), n=8), "train": load_dataset(synth["ner"], task)["train"][:64]}
+    padding = {}
+    for grouped in (True, False):
+        seen = []
+        loss = MultiAdapterModel.loss
+
+        def recording(self, rows, *args, seen=seen, loss=loss):
+            if self.training:
+                seen.append([len(r) for r in rows])
+            return loss(self, rows, *args)
+
+        monkeypatch.setattr(MultiAdapterModel, "loss", recording)
+        settings = fast(group_by_length=grouped, max_length=128, bootstrap=0)
+        train(task, splits, settings, tmp_path / str(grouped), backbone=tiny_backbone(), progress=False)
+        assert sum(map(len, seen)) == 64  # every training example once
+        padding[grouped] = sum(len(b) * max(b) - sum(b) for b in seen)
+    assert padding[True] < padding[False] / 2

@@ -3,9 +3,9 @@
 A *recipe* fills what the caller leaves unset: ``bedside``, the default (measured on bc5cdr
 above full fine-tuning on NER: r=16, alpha 32 on every Linear of the encoder, lr 1e-3, 3 epochs,
 no dropout on the LoRA path or the attention probabilities, which lets LoRA run fused and
-attention use torch's fused kernel; docs/results.md) or ``paper`` (the study's LoRA: r=8,
-alpha 8 on query/key/value, lr 3e-4, 5 epochs, LoRA dropout 0.1, the base's own attention
-dropout; what the study configs ask for). Explicit values always win.
+attention use torch's fused kernel, batches grouped by length; docs/results.md) or ``paper``
+(the study's LoRA: r=8, alpha 8 on query/key/value, lr 3e-4, 5 epochs, LoRA dropout 0.1, the
+base's own attention dropout, plainly shuffled batches; what the study configs ask for). Explicit values always win.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "epochs": 5,
         "dropout": 0.1,
         "attention_dropout": None,
+        "group_by_length": False,  # the study's trainer shuffled plainly
     },
     "bedside": {
         "rank": 16,
@@ -39,6 +40,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "epochs": 3,
         "dropout": 0.0,
         "attention_dropout": 0.0,
+        "group_by_length": True,
     },
 }
 
@@ -81,6 +83,7 @@ class TrainSettings(BaseModel):
         True,
         description="batch examples of similar length together (shuffled windows of 50 batches sorted by length, "
         "the batches shuffled again): less padding, faster steps",
+        json_schema_extra=BY_RECIPE,
     )
     eval_batch_size: int = Field(64, ge=1, description="examples per forward when scoring")
     max_length: int = Field(128, ge=8, le=8192, description="token limit per input (the adapter serves with it)")
@@ -132,6 +135,7 @@ class TrainSettings(BaseModel):
             if filled.get(key) is None:
                 filled[key] = recipe[key]
         filled.setdefault("attention_dropout", recipe["attention_dropout"])
+        filled.setdefault("group_by_length", recipe["group_by_length"])
         if filled.get("lr") is None:
             method = Method(filled.get("method", Method.lora))
             filled["lr"] = 3e-5 if method is Method.full else recipe["peft_lr"]

@@ -43,3 +43,9 @@ def test_unknown_recipe_is_refused():
 def test_gradient_clipping_defaults_to_the_trainer_default():
     assert TrainSettings().max_grad_norm == 1.0
     assert TrainSettings(max_grad_norm=None).max_grad_norm is None
+
+
+def test_batches_are_grouped_by_length_in_the_bedside_recipe_and_shuffled_plainly_in_the_papers():
+    assert TrainSettings().group_by_length is True and TrainSettings(recipe="paper").group_by_length is False
+    assert TrainSettings(recipe="paper", group_by_length=True).group_by_length is True
+    assert TrainSettings(group_by_length=False).group_by_length is False

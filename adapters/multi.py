@@ -146,16 +146,20 @@ class MultiAdapterModel(nn.Module):
                 out = self.encoder_model(input_ids=ids, attention_mask=mask)
         elif self.peft is None:
             out = self.encoder_model(input_ids=ids, attention_mask=mask)
-        elif self.training:
-            # Training: one adapter, PEFT's own active-adapter path (mixed batches are eval-only).
-            peft_names = {self.slots[r.slot].peft_name or BASE for r in batch.runs}
-            if len(peft_names) != 1 or BASE in peft_names:
-                raise ValueError("training batches must hold rows of exactly one PEFT adapter")
-            self.peft.set_adapter(peft_names.pop())
-            out = self.encoder_model(input_ids=ids, attention_mask=mask)
         else:
-            names = [self.slots[slot].peft_name or BASE for slot in batch.slots]
-            out = self.encoder_model(input_ids=ids, attention_mask=mask, adapter_names=names)
+            adapters = {self.slots[r.slot].peft_name or BASE for r in batch.runs}
+            if len(adapters) == 1 and BASE not in adapters:
+                # Rows of one adapter (every training batch, and validation): PEFT's active-adapter
+                # path, which training runs fused. PEFT's per-row mixed-batch path gathers and
+                # scatters rows at every adapted layer: a LoRA validation pass took twice a full
+                # model's.
+                self.peft.set_adapter(adapters.pop())
+                out = self.encoder_model(input_ids=ids, attention_mask=mask)
+            elif self.training:
+                raise ValueError("training batches must hold rows of exactly one PEFT adapter")
+            else:
+                names = [self.slots[slot].peft_name or BASE for slot in batch.slots]
+                out = self.encoder_model(input_ids=ids, attention_mask=mask, adapter_names=names)
         hidden = out.last_hidden_state
         # Prompt tuning prepends virtual tokens: keep the positions of the real ones.
         return hidden[:, hidden.size(1) - ids.size(1) :], mask

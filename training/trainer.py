@@ -243,13 +243,14 @@ def train(
     model.eval()
     slot = model.slots[SLOT]
     calibration = None
-    if kind.label_answers and (settings.calibrate or settings.threshold_rule != "argmax"):
-        val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, items=val_items)
-        method = settings.calibration if settings.calibrate else "none"
-        slot.readout, calibration = fit_on_validation(task, val, settings.threshold_rule, method)
-    test = evaluate(
-        model, SLOT, splits["test"], settings.eval_batch_size, bootstrap=settings.bootstrap, seed=settings.seed
-    )
+    with fused_lora(model):  # the validation passes ran fused: so do these
+        if kind.label_answers and (settings.calibrate or settings.threshold_rule != "argmax"):
+            val = evaluate(model, SLOT, splits["val"], settings.eval_batch_size, items=val_items)
+            method = settings.calibration if settings.calibrate else "none"
+            slot.readout, calibration = fit_on_validation(task, val, settings.threshold_rule, method)
+        test = evaluate(
+            model, SLOT, splits["test"], settings.eval_batch_size, bootstrap=settings.bootstrap, seed=settings.seed
+        )
     if calibration is not None:
         calibration = report_on_test(
             task, test, slot.readout, calibration, out / "reliability.png", settings.bootstrap, settings.seed

@@ -5,7 +5,8 @@ above full fine-tuning on NER: r=16, alpha 32 on every Linear of the encoder, lr
 no dropout on the LoRA path or the attention probabilities, which lets LoRA run fused and
 attention use torch's fused kernel, batches grouped by length; docs/results.md) or ``paper``
 (the study's LoRA: r=8, alpha 8 on query/key/value, lr 3e-4, 5 epochs, LoRA dropout 0.1, the
-base's own attention dropout, plainly shuffled batches; what the study configs ask for). Explicit values always win.
+base's own attention dropout, plainly shuffled batches; what the study configs ask for).
+Explicit values always win.
 """
 
 from __future__ import annotations

@@ -116,11 +116,9 @@ def _fused(model, parts: set[str]):
 
 
 def _step(model, optimizer, settings: TrainSettings, batch) -> None:
-    from .trainer import SLOT
+    from .trainer import batch_loss
 
-    rows = [r for it in batch for r in it.rows]
-    groups = [g for g, it in enumerate(batch) for _ in it.rows]
-    loss = model.loss(rows, SLOT, groups, settings.chunk_pool)
+    loss = batch_loss(model, batch, settings.chunk_pool)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

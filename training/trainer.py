@@ -26,6 +26,7 @@ from bedside.adapters.backbones import Backbone, load_backbone, pick_device
 from bedside.adapters.examples import Example
 from bedside.adapters.heads import build_head
 from bedside.adapters.kinds import strategy
+from bedside.adapters.kinds.base import EncodedItem
 from bedside.adapters.metrics import primary_metric
 from bedside.adapters.multi import MultiAdapterModel
 from bedside.adapters.tasks import TaskSpec
@@ -113,6 +114,14 @@ def set_attention_dropout(encoder: torch.nn.Module, p: float) -> int:
     return changed
 
 
+def batch_loss(model: MultiAdapterModel, picked: list[EncodedItem], pool: str) -> torch.Tensor:
+    """The training loss of a batch of encoded examples; an example of several rows (a note read
+    by chunks) is one prediction, its rows' logits pooled by ``pool``."""
+    rows = [row for item in picked for row in item.rows]
+    groups = [g for g, item in enumerate(picked) for _ in item.rows]
+    return model.loss(rows, SLOT, groups, pool)
+
+
 def optimizer_for(model: MultiAdapterModel, settings: TrainSettings) -> torch.optim.Optimizer:
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
@@ -197,10 +206,8 @@ def train(
             loop_start = time.perf_counter()
             for indices in bar:
                 picked = [items[j] for j in indices]
-                batch = [row for item in picked for row in item.rows]
-                groups = [g for g, item in enumerate(picked) for _ in item.rows]
                 with autocast:
-                    loss = model.loss(batch, SLOT, groups, settings.chunk_pool)
+                    loss = batch_loss(model, picked, settings.chunk_pool)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if settings.max_grad_norm:
